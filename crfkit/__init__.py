@@ -1,0 +1,51 @@
+"""crfkit: deep structured models for semantic segmentation in PyTorch.
+
+crfkit implements every model the course teaches (classification and segmentation
+networks, grid and fully connected CRFs, mean field, belief propagation, Gibbs
+sampling, learned pairwise potentials) as small, batched, differentiable PyTorch
+functions that run wherever their inputs live (CPU, CUDA, MPS).
+
+Conventions
+-----------
+Every function in crfkit uses the same names and shapes (``shared/CONTRACT.md``):
+
+==================  =============================  ===================================
+name                shape                          meaning
+==================  =============================  ===================================
+``image``           ``[B, C, H, W]`` float         network input; dense-CRF colour
+                                                   features in 0..255 units (``srgb``)
+``unary``           ``[B, K, H, W]`` float         **energies**, lower = more likely;
+                                                   ``unary = -log p``
+``pairwise`` (grid) broadcastable to               energy of the label pair (k at p,
+                    ``[B, E, K, K, H, W]``         k' at p + offset[e]) for edge class e
+``marginals``/``Q`` ``[B, K, H, W]`` float         probabilities, sum to 1 over K
+``labels``          ``[B, H, W]`` int64            class index; ``255`` = ignore
+``log_z``           ``[B]``                        log partition function
+==================  =============================  ===================================
+
+Dimension letters: ``B`` batch, ``C`` image channels, ``K`` labels (classes),
+``H``/``W`` height/width, ``E`` edge classes (one per offset ``(dy, dx)``),
+``S`` samples, ``N = H * W`` pixels.
+
+The distribution is ``p(y | x) = exp(-E(y, x)) / Z(x)`` with
+``E(y) = sum_p unary[y_p] + sum_e sum_p pairwise_e[y_p, y_{p + offset_e}]``.
+
+Quick start
+-----------
+>>> import crfkit as ck
+>>> ck.seed_everything(0)
+>>> dev = ck.device()          # cuda, then mps, then cpu; CRFKIT_DEVICE overrides
+"""
+
+from crfkit.potentials import probs_from_unary, unary_from_probs
+from crfkit.utils import device, seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "device",
+    "probs_from_unary",
+    "seed_everything",
+    "unary_from_probs",
+]
