@@ -37,15 +37,32 @@ Quick start
 >>> dev = ck.device()          # cuda, then mps, then cpu; CRFKIT_DEVICE overrides
 """
 
-from crfkit.potentials import probs_from_unary, unary_from_probs
+from crfkit.potentials import probs_from_unary, unary_energy, unary_from_probs
 from crfkit.utils import device, seed_everything
 
 __version__ = "0.1.0"
+
+# Submodules load on first use (``ck.checks``, ``ck.widgets`` ...), so that
+# ``import crfkit`` stays light for researchers who only want the models.
+_SUBMODULES = ("checks", "course", "data", "metrics", "potentials", "utils", "viz", "widgets")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"crfkit.{name}")
+    raise AttributeError(f"module 'crfkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))
 
 __all__ = [
     "__version__",
     "device",
     "probs_from_unary",
     "seed_everything",
+    "unary_energy",
     "unary_from_probs",
 ]

@@ -81,3 +81,42 @@ def unary_from_probs(probs: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
             f"but a pixel's sum is off by {worst:.3g}; did you pass logits instead of a softmax?"
         )
     return -torch.log(probs.clamp_min(eps))
+
+
+def unary_energy(unary: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The unary part of the energy of a labelling: ``sum_p unary[y_p]`` per image.
+
+    Parameters
+    ----------
+    unary : Tensor of shape ``[B, K, H, W]``, float
+        Unary energies.
+    labels : Tensor of shape ``[B, H, W]``, int64
+        One label in ``0..K-1`` per pixel (no ignore value: every pixel counts).
+
+    Returns
+    -------
+    Tensor of shape ``[B]``
+        ``E_u(y)[b] = sum_{i,j} unary[b, labels[b, i, j], i, j]``; differentiable in
+        ``unary``. Cost O(B·H·W).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a wrong shape or dtype, NaN/inf in ``unary``, or labels outside ``0..K-1``.
+    """
+    check_tensor("unary", unary, ndim=4, floating=True, dims="[B, K, H, W]")
+    check_finite("unary", unary)
+    check_tensor("labels", labels, ndim=3, dtype=torch.int64, dims="[B, H, W]")
+    b, k, h, w = unary.shape
+    if tuple(labels.shape) != (b, h, w):
+        raise ValueError(
+            f"labels: expected shape [B, H, W] = {[b, h, w]} to match unary "
+            f"{list(unary.shape)}, got {list(labels.shape)}"
+        )
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= k):
+        raise ValueError(
+            f"labels: expected values in 0..{k - 1} (K = {k}), got range "
+            f"[{int(labels.min())}, {int(labels.max())}]"
+        )
+    picked = unary.gather(1, labels.unsqueeze(1))  # [B, 1, H, W]
+    return picked.flatten(1).sum(dim=1)  # [B]

@@ -1,0 +1,209 @@
+"""A real browser drives the course: JupyterLab, a live kernel, a widget, a redraw.
+
+The server is started with :func:`crfkit.course.lab_command` (what ``make lab`` runs)
+plus a port, a token and ``--no-browser``, on loopback, with throw-away settings
+and runtime folders. Headless Chromium (Debian's ``chromium``, driven by Playwright
+with ``executable_path``; no browser is ever downloaded) opens a copy of lecture 00,
+runs all cells, drags the temperature slider, and checks that the widget's output
+(its summary line and its figure) was redrawn.
+
+Locally the test is skipped when Chromium is missing; under ``CI=true`` that is a
+failure, so CI can never pass without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from crfkit.course import REPO, lab_command
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WIDGET_NOTEBOOK = REPO / "lectures" / "00_welcome.ipynb"
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("CI=true but Chromium is missing: .ci/run installs Debian's `chromium`")
+    pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+@pytest.fixture
+def lab_server(tmp_path):
+    """JupyterLab serving a copy of lecture 00; yields (base_url, token, notebook name)."""
+    root = tmp_path / "course"
+    root.mkdir()
+    nb = nbformat.read(WIDGET_NOTEBOOK, as_version=4)
+    for cell in nb.cells:  # start from a blank notebook: every output must come from the kernel
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("widgets", None)
+    # the kernel of the Python running the tests (the course venv), found without any user set-up
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    name = "welcome.ipynb"
+    nbformat.write(nb, root / name)
+
+    settings = tmp_path / "settings"
+    _write_json(
+        settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings",
+        {"autoStartDefaultKernel": True},
+    )
+    _write_json(
+        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
+        {"fetchNews": "false", "checkForUpdates": False},
+    )
+    env = dict(os.environ)
+    env.update(
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        CRFKIT_DEVICE="cpu",
+    )
+    port, token = _free_port(), secrets.token_hex(16)
+    cmd = lab_command(
+        root_dir=root,
+        open_path=name,
+        extra=[
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            "--LabApp.expose_app_in_browser=True",
+        ],
+    )
+    log = open(tmp_path / "lab.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited early:\n{(tmp_path / 'lab.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not answer in 90 s:\n{(tmp_path / 'lab.log').read_text()}")
+            time.sleep(0.5)
+        yield base, token, name
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_lab_serves_the_lectures(lab_server):
+    """The server answers, and the lecture is listed and readable through its API."""
+    base, token, name = lab_server
+    with urllib.request.urlopen(f"{base}/api/contents/{name}?token={token}", timeout=10) as r:
+        model = json.load(r)
+    assert model["type"] == "notebook"
+    assert "How this course works" in json.dumps(model["content"]["cells"][0]["source"])
+    with urllib.request.urlopen(f"{base}/lab?token={token}", timeout=10) as r:
+        assert r.status == 200
+        assert "JupyterLab" in r.read().decode()
+
+
+def test_widget_redraws_in_the_browser(lab_server, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    executable = _chromium()
+    base, token, name = lab_server
+    shot = tmp_path / "browser.png"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/lab/tree/{name}?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+            # wait until the kernel is up (autoStartDefaultKernel: no dialog), then run all cells
+            page.wait_for_function(
+                """() => {
+                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                    const k = w && w.sessionContext && w.sessionContext.session
+                              && w.sessionContext.session.kernel;
+                    return k && k.status === 'idle';
+                }""",
+                timeout=90_000,
+            )
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+            slider = page.locator(".widget-slider .noUi-handle").first
+            slider.wait_for(timeout=120_000)
+            output = page.locator(".widget-output").first
+            page.wait_for_function(
+                """() => { const o = document.querySelector('.widget-output');
+                           return o && o.innerText.includes('T = 1.00') && o.querySelector('img'); }""",
+                timeout=60_000,
+            )
+            before_text = output.inner_text()
+            before_img = output.locator("img").first.get_attribute("src")
+
+            # drag the slider handle to the right, as a person would
+            slider.scroll_into_view_if_needed()
+            box = slider.bounding_box()
+            assert box is not None, "the slider handle is not rendered"
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x + 60, y, steps=8)
+            page.mouse.up()
+
+            page.wait_for_function(
+                """(old) => { const o = document.querySelector('.widget-output');
+                              return o && o.innerText.includes('T = ') && o.innerText !== old
+                                     && o.querySelector('img'); }""",
+                arg=before_text,
+                timeout=60_000,
+            )
+            after_text = output.inner_text()
+            after_img = output.locator("img").first.get_attribute("src")
+            page.screenshot(path=str(shot), full_page=False)
+        finally:
+            browser.close()
+
+    assert "T = 1.00" in before_text
+    assert "T = 1.00" not in after_text, after_text
+    assert after_text.startswith("T = "), after_text
+    assert before_img and after_img and before_img != after_img, "the figure was not redrawn"

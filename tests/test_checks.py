@@ -1,0 +1,91 @@
+"""Every checker accepts crfkit's answer and rejects the typical wrong ones, with a useful hint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import crfkit as ck
+from crfkit import checks
+from crfkit.checks import CheckFailed
+
+
+def _naive_softmax(unary):  # overflows/underflows for large energies
+    e = torch.exp(-unary)
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def _in_place_softmax(unary):
+    unary.neg_()
+    return torch.softmax(unary, dim=1)
+
+
+# exercise -> (right answer, [(wrong answer, words the hint must contain), ...])
+CASES = {
+    "0.1": (
+        ck.probs_from_unary,
+        [
+            (lambda u: torch.softmax(u, dim=1), "minus sign"),
+            (lambda u: torch.softmax(-u, dim=0), "dimension 0"),
+            (lambda u: torch.exp(-u), "sum to 1"),
+            (_naive_softmax, "large"),
+            (_in_place_softmax, "in place"),
+            (lambda u: torch.softmax(-u, dim=1)[:, :, :2], "shape"),
+            (lambda u: torch.softmax(-2 * u, dim=1), "off by"),
+            ("not a function", "expected a function"),
+        ],
+    ),
+    "0.2": (
+        ck.unary_energy,
+        [
+            (lambda u, y: u.sum(dim=(1, 2, 3)), "all labels"),
+            (lambda u, y: u.gather(1, y[:, None])[:, 0], "one energy per pixel"),
+            (lambda u, y: u.gather(1, y[:, None]).sum(), "single number"),
+            (lambda u, y: u.gather(1, y[:, None]).mean(dim=(1, 2, 3)), "averaged"),
+            (lambda u, y: u.gather(1, (y[:, None] + 1) % u.shape[1]).sum(dim=(1, 2, 3)), "differ"),
+            (lambda u, y: u.gather(2, y[:, None]).sum(dim=(1, 2, 3)), "differ"),
+            (lambda u, y: u[y], "raised IndexError"),
+        ],
+    ),
+}
+
+
+def test_every_checker_has_cases():
+    assert set(checks.checkers()) == set(CASES), "add right and wrong answers for every new checker"
+
+
+@pytest.mark.parametrize("number", sorted(CASES))
+def test_right_answer_passes(number, capsys):
+    checks.check(number, CASES[number][0])
+    assert f"Exercise {number}: all checks passed." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "number, wrong, hint",
+    [(n, w, h) for n, (_, wrongs) in sorted(CASES.items()) for w, h in wrongs],
+)
+def test_wrong_answer_is_rejected_with_hint(number, wrong, hint):
+    with pytest.raises(CheckFailed) as info:
+        checks.check(number, wrong)
+    message = str(info.value)
+    assert message.startswith(f"Exercise {number}:")
+    assert hint in message, message
+
+
+@pytest.mark.parametrize("number", sorted(CASES))
+def test_unfinished_exercise_keeps_its_not_done_error(number):
+    def stub(*args):
+        raise NotImplementedError(ck.course.not_done_message(number))
+
+    with pytest.raises(NotImplementedError, match=f"Exercise {number} is not done yet"):
+        checks.check(number, stub)
+
+
+def test_unknown_exercise_lists_known_ones():
+    with pytest.raises(KeyError, match="no exercise '9.9'; known exercises: 0.1, 0.2"):
+        checks.check("9.9", ck.probs_from_unary)
+
+
+def test_checker_numbers_are_unique():
+    with pytest.raises(ValueError, match="already has a checker"):
+        checks.exercise("0.1")(lambda answer: None)
