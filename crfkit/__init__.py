@@ -45,7 +45,8 @@ __version__ = "0.1.0"
 # Submodules load on first use (``ck.checks``, ``ck.widgets`` ...), so that
 # ``import crfkit`` stays light for researchers who only want the models.
 _SUBMODULES = (
-    "checks", "course", "data", "metrics", "models", "potentials", "summary", "utils", "viz", "widgets",
+    "checks", "course", "data", "landscape", "metrics", "models", "potentials", "summary", "train",
+    "utils", "viz", "widgets",
 )
 
 
