@@ -13,7 +13,8 @@ cell the answer sits between two marker lines::
 :func:`generate_exercises` writes ``exercises/NN_*.ipynb`` from them: every marked
 block becomes a stub that raises ``NotImplementedError("Exercise N.M is not done yet
 ...")`` at the block's indentation, and every output is dropped (outputs would give
-the answers away). The exercise number ``N.M`` is read from the nearest markdown
+the answers away). In a markdown cell, a marked block is a model answer to an open
+question and becomes an invitation to write one's own. The exercise number ``N.M`` is read from the nearest markdown
 heading above the cell that says ``Exercise N.M``, so the number in the error is the
 number the student reads.
 
@@ -111,6 +112,29 @@ def stub_source(source: str, exercise: str | None, where: str = "cell") -> str:
     return "\n".join(out)
 
 
+def stub_markdown(source: str, where: str = "cell") -> str:
+    """Replace each ``### BEGIN/END SOLUTION`` block of a markdown cell (a model answer
+    to an open question) by an invitation to write one's own."""
+    out: list[str] = []
+    inside = False
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            if inside:
+                raise ValueError(f"{where}, line {lineno}: nested {BEGIN!r}")
+            inside = True
+            out.append("*Your answer here (double-click to edit).*")
+        elif stripped.startswith(END):
+            if not inside:
+                raise ValueError(f"{where}, line {lineno}: {END!r} without {BEGIN!r}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{where}: {BEGIN!r} without {END!r}")
+    return "\n".join(out)
+
+
 def exercise_notebook(solution):
     """Return the student's version of a solution notebook (an ``nbformat`` node).
 
@@ -127,6 +151,8 @@ def exercise_notebook(solution):
             found = _EXERCISE_HEADING.findall(cell.source)
             if found:
                 exercise = found[-1]
+            if BEGIN in cell.source or END in cell.source:
+                cell.source = stub_markdown(cell.source, where=f"cell {index}")
             continue
         if cell.cell_type != "code":
             continue

@@ -71,6 +71,18 @@ def test_exercise_number_comes_from_nearest_heading_and_input_is_untouched():
     assert all(c.outputs == [] and c.execution_count is None for c in code)
 
 
+def test_markdown_model_answer_is_removed():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(
+        "## Exercise 2.3 — open question\nWhy?\n\n### BEGIN SOLUTION\nBecause of the skips.\n### END SOLUTION")]
+    ex = course.exercise_notebook(nb)
+    text = ex.cells[-1].source
+    assert "Because of the skips" not in text
+    assert text.startswith("## Exercise 2.3") and "*Your answer here" in text
+    with pytest.raises(ValueError, match="without '### END SOLUTION'"):
+        course.stub_markdown("### BEGIN SOLUTION\nx")
+
+
 def test_generate_mirrors_solutions_and_removes_orphans(tmp_path):
     sol, ex = tmp_path / "solutions", tmp_path / "exercises"
     sol.mkdir()
