@@ -62,8 +62,31 @@ def not_done_message(exercise: str) -> str:
     )
 
 
+def _replace_blocks(source: str, replace, where: str) -> str:
+    """Replace every ``### BEGIN/END SOLUTION`` block (markers included) by
+    ``replace(indent, lineno)``, a list of lines; check that the markers balance."""
+    out: list[str] = []
+    inside = False
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            if inside:
+                raise ValueError(f"{where}, line {lineno}: nested {BEGIN!r}")
+            inside = True
+            out.extend(replace(line[: len(line) - len(line.lstrip())], lineno))
+        elif stripped.startswith(END):
+            if not inside:
+                raise ValueError(f"{where}, line {lineno}: {END!r} without {BEGIN!r}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{where}: {BEGIN!r} without {END!r}")
+    return "\n".join(out)
+
+
 def stub_source(source: str, exercise: str | None, where: str = "cell") -> str:
-    """Replace every ``### BEGIN/END SOLUTION`` block of a cell's source by a stub.
+    """Replace every ``### BEGIN/END SOLUTION`` block of a code cell by a stub.
 
     Parameters
     ----------
@@ -85,54 +108,25 @@ def stub_source(source: str, exercise: str | None, where: str = "cell") -> str:
     ValueError
         If the markers are unbalanced or nested, or a block has no exercise number.
     """
-    out: list[str] = []
-    inside = False
-    for lineno, line in enumerate(source.splitlines(), start=1):
-        stripped = line.strip()
-        if stripped.startswith(BEGIN):
-            if inside:
-                raise ValueError(f"{where}, line {lineno}: nested {BEGIN!r}")
-            if exercise is None:
-                raise ValueError(
-                    f"{where}, line {lineno}: a solution block needs a markdown heading "
-                    "'Exercise N.M' above its cell"
-                )
-            inside = True
-            indent = line[: len(line) - len(line.lstrip())]
-            out.append(f"{indent}# YOUR CODE HERE (exercise {exercise})")
-            out.append(f"{indent}raise NotImplementedError({not_done_message(exercise)!r})")
-        elif stripped.startswith(END):
-            if not inside:
-                raise ValueError(f"{where}, line {lineno}: {END!r} without {BEGIN!r}")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ValueError(f"{where}: {BEGIN!r} without {END!r}")
-    return "\n".join(out)
+
+    def stub(indent: str, lineno: int) -> list[str]:
+        if exercise is None:
+            raise ValueError(
+                f"{where}, line {lineno}: a solution block needs a markdown heading "
+                "'Exercise N.M' above its cell"
+            )
+        return [
+            f"{indent}# YOUR CODE HERE (exercise {exercise})",
+            f"{indent}raise NotImplementedError({not_done_message(exercise)!r})",
+        ]
+
+    return _replace_blocks(source, stub, where)
 
 
 def stub_markdown(source: str, where: str = "cell") -> str:
     """Replace each ``### BEGIN/END SOLUTION`` block of a markdown cell (a model answer
     to an open question) by an invitation to write one's own."""
-    out: list[str] = []
-    inside = False
-    for lineno, line in enumerate(source.splitlines(), start=1):
-        stripped = line.strip()
-        if stripped.startswith(BEGIN):
-            if inside:
-                raise ValueError(f"{where}, line {lineno}: nested {BEGIN!r}")
-            inside = True
-            out.append("*Your answer here (double-click to edit).*")
-        elif stripped.startswith(END):
-            if not inside:
-                raise ValueError(f"{where}, line {lineno}: {END!r} without {BEGIN!r}")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ValueError(f"{where}: {BEGIN!r} without {END!r}")
-    return "\n".join(out)
+    return _replace_blocks(source, lambda indent, lineno: ["*Your answer here (double-click to edit).*"], where)
 
 
 def exercise_notebook(solution):
