@@ -265,7 +265,8 @@ def show_segmentation(
     images : ``[B, C, H, W]`` tensor / ``[B, H, W, C]`` array / list of B images, or None
         The inputs (float in ``[0, 1]`` or uint8; layout rule in the module docstring). A
         single image is accepted when ``B = 1``; ``[B, H, W]`` is a batch of grey images.
-        ``None`` leaves out the image column (toy problems without an image).
+        A one-channel float image outside ``[0, 1]`` (a depth map in metres) is stretched
+        from its minimum to its maximum for drawing. ``None`` leaves out the image column (toy problems without an image).
     truths : ``[B, H, W]`` or ``[H, W]`` integer labels, or None
         Ground truth; ``ignore_index`` pixels are drawn in the VOC "void" colour.
         ``None`` leaves out the truth column.
@@ -607,6 +608,11 @@ def _image_np(name: str, value: Any, grey_ok_any_range: bool = False) -> np.ndar
         arr = arr.astype(np.float64) / 255.0
     else:
         lo, hi = float(arr.min()), float(arr.max())
+        single = arr.ndim == 2 or arr.shape[-1] == 1
+        if single and (lo < -1e-6 or hi > 1 + 1e-6):
+            # one channel of another unit (a depth map in metres): stretch it to 0..1 to draw it
+            arr = (arr.astype(np.float64) - lo) / max(hi - lo, 1e-12)
+            lo, hi = 0.0, 1.0
         if lo < -1e-6 or hi > 1 + 1e-6:
             raise ValueError(
                 f"{name}: expected float pixel values in [0, 1] (or uint8), got values in "

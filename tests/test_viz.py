@@ -317,3 +317,16 @@ def test_figures_are_detached_from_pyplot():
     plt.close("all")
     viz.show_images(torch.rand(2, 3, 4, 4))
     assert plt.get_fignums() == []
+
+
+def test_depth_images_are_stretched_for_drawing():
+    from crfkit.viz import show_segmentation
+
+    depth = torch.linspace(2.0, 4.0, 16).reshape(1, 1, 4, 4)  # metres, outside [0, 1]
+    labels = torch.zeros(1, 4, 4, dtype=torch.int64)
+    fig = show_segmentation(depth, labels)
+    drawn = fig.axes[0].images[0].get_array()
+    assert float(drawn.min()) == 0.0 and float(drawn.max()) == 1.0
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"expected float pixel values in \[0, 1\]"):
+        show_segmentation(torch.full((1, 3, 4, 4), 2.0), labels)  # colour images are not stretched
