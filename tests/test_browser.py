@@ -80,7 +80,9 @@ def lab_server(tmp_path):
     settings = tmp_path / "settings"
     _write_json(
         settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings",
-        {"autoStartDefaultKernel": True},
+        # no kernel dialog; render every cell (the default "full" windowing drops cells
+        # scrolled out of view from the page, the widget among them)
+        {"autoStartDefaultKernel": True, "windowingMode": "none"},
     )
     _write_json(
         settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
@@ -205,6 +207,10 @@ def test_widget_redraws_in_the_browser(lab_server, tmp_path):
             after_text = output.inner_text()
             after_img = output.locator("img").first.get_attribute("src")
             page.screenshot(path=str(shot), full_page=False)
+        except Exception:
+            page.screenshot(path=str(shot), full_page=False)
+            print(f"browser screenshot at failure: {shot}")
+            raise
         finally:
             browser.close()
 
