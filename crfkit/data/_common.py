@@ -7,6 +7,7 @@ import operator
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 #: The splits every synthetic data set knows.
 SPLITS = ("train", "val", "test")
@@ -102,3 +103,55 @@ def smooth_noise(g: torch.Generator, n: int, grid: tuple[int, int], size: tuple[
     coarse = torch.randn(1, n, gh, gw, generator=g)  # [1, n, gh, gw]
     fine = F.interpolate(coarse, size=size, mode="bicubic", align_corners=False)  # [1, n, H, W]
     return fine[0]  # [n, H, W]
+
+
+#: Items per split when ``length`` is not given.
+DEFAULT_LENGTHS = {"train": 1000, "val": 200, "test": 200}
+
+
+class GeneratedDataset(Dataset):
+    """A data set whose item ``i`` is drawn on the fly from a generator seeded by
+    ``(kind, seed, split, i)``: reproducible, splits disjoint, nothing stored.
+
+    Subclasses set ``kind`` and ``render(generator, size) -> (image, labels)``.
+    """
+
+    kind = ""
+
+    def __init__(self, split: str = "train", size: int = 64, length: int | None = None, seed: int = 0) -> None:
+        self.split = check_split(split)
+        self.size = check_size(size)
+        self.length = DEFAULT_LENGTHS[self.split] if length is None else check_count("length", length)
+        self.seed = check_seed(seed)
+
+    @staticmethod
+    def render(g: torch.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise TypeError("GeneratedDataset is abstract: subclasses define render()")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(split={self.split!r}, size={self.size}, "
+            f"length={self.length}, seed={self.seed})"
+        )
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``index``: image ``[C, H, W]`` float32, labels ``[H, W]`` int64."""
+        index = check_index(index, self.length)
+        g = torch.Generator().manual_seed(item_seed(self.kind, self.seed, self.split, index))
+        return self.render(g, self.size)
+
+    def sample(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``index`` as a batch of one: image ``[1, C, H, W]``, labels ``[1, H, W]``."""
+        image, labels = self[index]
+        return image[None], labels[None]
+
+    def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``indices`` stacked: images ``[B, C, H, W]`` float32, labels ``[B, H, W]`` int64."""
+        indices = list(indices)
+        if not indices:
+            raise ValueError("indices: expected at least one index, got an empty sequence")
+        images, labels = zip(*(self[i] for i in indices))
+        return torch.stack(images), torch.stack(labels)

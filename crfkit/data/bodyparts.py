@@ -34,18 +34,12 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
-from torch.utils.data import Dataset
 
 from crfkit.data._common import (
-    check_count,
-    check_index,
-    check_seed,
-    check_size,
-    check_split,
-    item_seed,
+    DEFAULT_LENGTHS,
+    GeneratedDataset,
     uniform,
 )
 
@@ -68,7 +62,6 @@ PARTS = (
 MIRROR = (0, 1, 2, 4, 3, 6, 5, 8, 7, 10, 9)
 
 #: How many figures each split holds unless ``length`` says otherwise.
-DEFAULT_LENGTHS = {"train": 1000, "val": 200, "test": 200}
 
 # Proportions, as fractions of the figure height h: (length, radius) of each limb.
 _UPPER_ARM, _LOWER_ARM = (0.17, 0.035), (0.16, 0.03)
@@ -96,7 +89,7 @@ def mirror(depth: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, tor
     return depth.flip(-1), table[labels.flip(-1).long()]
 
 
-class SyntheticBodyParts(Dataset):
+class SyntheticBodyParts(GeneratedDataset):
     """Depth images of articulated figures with eleven part labels (Kirillov et al. 2016).
 
     Item ``i`` is generated when asked for, from a seed that depends on
@@ -141,41 +134,12 @@ class SyntheticBodyParts(Dataset):
     num_classes = len(PARTS)
     mirror_map = MIRROR
 
-    def __init__(
-        self, split: str = "train", size: int = 64, length: int | None = None, seed: int = 0
-    ) -> None:
-        self.split = check_split(split)
-        self.size = check_size(size)
-        self.length = DEFAULT_LENGTHS[self.split] if length is None else check_count("length", length)
-        self.seed = check_seed(seed)
+    kind = "bodyparts"
 
-    def __len__(self) -> int:
-        return self.length
-
-    def __repr__(self) -> str:
-        return (
-            f"SyntheticBodyParts(split={self.split!r}, size={self.size}, "
-            f"length={self.length}, seed={self.seed})"
-        )
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Figure ``index``: depth ``[1, H, W]`` float32 (metres), labels ``[H, W]`` int64."""
-        index = check_index(index, self.length)
-        g = torch.Generator().manual_seed(item_seed("bodyparts", self.seed, self.split, index))
-        return render_figure(g, self.size)
-
-    def sample(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Figure ``index`` as a batch of one: depth ``[1, 1, H, W]``, labels ``[1, H, W]``."""
-        depth, labels = self[index]
-        return depth[None], labels[None]
-
-    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Figures ``indices`` stacked: depths ``[B, 1, H, W]`` float32, labels ``[B, H, W]`` int64."""
-        indices = list(indices)
-        if not indices:
-            raise ValueError("indices: expected at least one index, got an empty sequence")
-        depths, labels = zip(*(self[i] for i in indices))
-        return torch.stack(depths), torch.stack(labels)
+    @staticmethod
+    def render(g: torch.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Figure drawn from generator ``g`` at ``size`` x ``size`` pixels."""
+        return render_figure(g, size)
 
 
 # --------------------------------------------------------------------------- rendering

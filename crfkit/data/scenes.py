@@ -32,19 +32,14 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from crfkit.data._common import (
+    DEFAULT_LENGTHS,
+    GeneratedDataset,
     check_count,
-    check_index,
-    check_seed,
-    check_size,
-    check_split,
-    item_seed,
     smooth_noise,
     uniform,
 )
@@ -68,7 +63,6 @@ BACKGROUND, SKY, GRASS, ROAD, WATER, CAR, BOAT, PERSON, RIDER, HORSE = range(len
 LOOKALIKES = ((CAR, BOAT), (PERSON, RIDER))
 
 #: How many scenes each split holds unless ``length`` says otherwise.
-DEFAULT_LENGTHS = {"train": 1000, "val": 200, "test": 200}
 
 IGNORE_INDEX = 255
 
@@ -94,7 +88,7 @@ _PIXEL_NOISE = 0.04  # standard deviation of the i.i.d. sensor noise
 _SEAT = 0.25  # how far (in semi-axes) a person or rider reaches into what carries it
 
 
-class SyntheticScenes(Dataset):
+class SyntheticScenes(GeneratedDataset):
     """Synthetic outdoor scenes with ten classes, two pairs of them told apart only by context.
 
     Item ``i`` is generated when asked for, from a seed that depends on ``(seed, split, i)``
@@ -147,41 +141,12 @@ class SyntheticScenes(Dataset):
     num_classes = len(CLASSES)
     ignore_index = IGNORE_INDEX
 
-    def __init__(
-        self, split: str = "train", size: int = 64, length: int | None = None, seed: int = 0
-    ) -> None:
-        self.split = check_split(split)
-        self.size = check_size(size)
-        self.length = DEFAULT_LENGTHS[self.split] if length is None else check_count("length", length)
-        self.seed = check_seed(seed)
+    kind = "scenes"
 
-    def __len__(self) -> int:
-        return self.length
-
-    def __repr__(self) -> str:
-        return (
-            f"SyntheticScenes(split={self.split!r}, size={self.size}, "
-            f"length={self.length}, seed={self.seed})"
-        )
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scene ``index``: image ``[3, H, W]`` float32 in 0..1, labels ``[H, W]`` int64."""
-        index = check_index(index, self.length)
-        g = torch.Generator().manual_seed(item_seed("scenes", self.seed, self.split, index))
-        return render_scene(g, self.size)
-
-    def sample(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scene ``index`` as a batch of one: image ``[1, 3, H, W]``, labels ``[1, H, W]``."""
-        image, labels = self[index]
-        return image[None], labels[None]
-
-    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scenes ``indices`` stacked: images ``[B, 3, H, W]`` float32, labels ``[B, H, W]`` int64."""
-        indices = list(indices)
-        if not indices:
-            raise ValueError("indices: expected at least one index, got an empty sequence")
-        images, labels = zip(*(self[i] for i in indices))
-        return torch.stack(images), torch.stack(labels)
+    @staticmethod
+    def render(g: torch.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scene drawn from generator ``g`` at ``size`` x ``size`` pixels."""
+        return render_scene(g, size)
 
     def tags(self, labels: torch.Tensor) -> torch.Tensor:
         """Image-level tags of ``labels`` (see :func:`tags`) with ``num_classes = 10``."""
