@@ -50,22 +50,25 @@ CASES = {
 }
 
 
+from test_checks_01 import CASES as CASES_01  # noqa: E402  (tests/ is on sys.path under pytest)
+
+#: every sheet's cases; the right/wrong-answer tests below run over all of them
+ALL_CASES = {**CASES, **CASES_01}
+
+
 def test_every_checker_has_cases():
-    from test_checks_01 import CASES as CASES_01  # tests/ is on sys.path under pytest
-
-    covered = set(CASES) | set(CASES_01)
-    assert set(checks.checkers()) == covered, "add right and wrong answers for every new checker"
+    assert set(checks.checkers()) == set(ALL_CASES), "add right and wrong answers for every new checker"
 
 
-@pytest.mark.parametrize("number", sorted(CASES))
+@pytest.mark.parametrize("number", sorted(ALL_CASES))
 def test_right_answer_passes(number, capsys):
-    checks.check(number, CASES[number][0])
+    checks.check(number, ALL_CASES[number][0])
     assert f"Exercise {number}: all checks passed." in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "number, wrong, hint",
-    [(n, w, h) for n, (_, wrongs) in sorted(CASES.items()) for w, h in wrongs],
+    [(n, w, h) for n, (_, wrongs) in sorted(ALL_CASES.items()) for w, h in wrongs],
 )
 def test_wrong_answer_is_rejected_with_hint(number, wrong, hint):
     with pytest.raises(CheckFailed) as info:
