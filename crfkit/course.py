@@ -101,7 +101,8 @@ def stub_source(source: str, exercise: str | None, where: str = "cell") -> str:
     -------
     str
         The source with each block (markers included) replaced by a comment and a
-        ``raise NotImplementedError(...)`` line, indented like the ``BEGIN`` marker.
+        line raising ``NotImplementedError`` (the "not done yet" stub), indented like the
+        ``BEGIN`` marker.
 
     Raises
     ------
