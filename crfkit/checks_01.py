@@ -329,6 +329,17 @@ def _residual_hints(ref: nn.Module, in_channels: int, out_channels: int, stride:
     return hints
 
 
+def _compare_copied(n: str, blocks: list, order: str, hint: str) -> None:
+    """Copy each reference block's state into the student's block (registration
+    order) and compare their outputs on the same input, in eval mode."""
+    for config, mine, ref, x in blocks:
+        _copy_state(n, ref, mine, order)
+        with torch.no_grad():
+            want = ref(x)
+        got = _forward(n, mine.eval(), x, tuple(want.shape), f"the output of {config}")
+        _check_outputs(n, got, want, config, hint)
+
+
 @exercise("1.3")
 def check_residual_block(cls: type) -> None:
     """Exercise 1.3: the basic residual block against :class:`crfkit.models.ResidualBlock`."""
@@ -348,17 +359,12 @@ def check_residual_block(cls: type) -> None:
             if stride == 1:
                 _check_skip(n, _build(n, cls, c_in, c_out, stride), c_in, config)
             blocks.append((config, mine, _randomise(ref).eval(), x))
-        for config, mine, ref, x in blocks:
-            _copy_state(n, ref, mine, _RESIDUAL_ORDER)
-            with torch.no_grad():
-                want = ref(x)
-            got = _forward(n, mine.eval(), x, tuple(want.shape), f"the output of {config}")
-            _check_outputs(
-                n, got, want, config,
-                "Expected relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)): ReLU after bn1, "
-                "the stride on conv1, padding 1 in both 3x3 convolutions, and the last ReLU "
-                "after the addition.",
-            )
+        _compare_copied(
+            n, blocks, _RESIDUAL_ORDER,
+            "Expected relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)): ReLU after bn1, "
+            "the stride on conv1, padding 1 in both 3x3 convolutions, and the last ReLU "
+            "after the addition.",
+        )
 
 
 @exercise("1.4")
@@ -388,17 +394,12 @@ def check_bottleneck(cls: type) -> None:
             if stride == 1 and c_in == c_out:
                 _check_skip(n, _build(n, cls, c_in, width, stride), c_in, config)
             blocks.append((config, mine, _randomise(ref).eval(), x))
-        for config, mine, ref, x in blocks:
-            _copy_state(n, ref, mine, _BOTTLENECK_ORDER)
-            with torch.no_grad():
-                want = ref(x)
-            got = _forward(n, mine.eval(), x, tuple(want.shape), f"the output of {config}")
-            _check_outputs(
-                n, got, want, config,
-                "Expected relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x)): "
-                "the stride on the 3x3 convolution conv2 (padding 1), ReLU after bn1 and bn2, "
-                "and the last ReLU after the addition.",
-            )
+        _compare_copied(
+            n, blocks, _BOTTLENECK_ORDER,
+            "Expected relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x)): "
+            "the stride on the 3x3 convolution conv2 (padding 1), ReLU after bn1 and bn2, "
+            "and the last ReLU after the addition.",
+        )
 
 
 # ---------------------------------------------------------------------------
