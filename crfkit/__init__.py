@@ -45,7 +45,7 @@ __version__ = "0.1.0"
 # Submodules load on first use (``ck.checks``, ``ck.widgets`` ...), so that
 # ``import crfkit`` stays light for researchers who only want the models.
 _SUBMODULES = (
-    "checks", "course", "data", "landscape", "metrics", "models", "potentials", "summary", "train",
+    "checks", "course", "data", "landscape", "metrics", "models", "nn", "potentials", "summary", "train",
     "utils", "viz", "widgets",
 )
 
