@@ -56,6 +56,7 @@ from crfkit.models.blocks import (
     SEBlock,
     Transition,
 )
+from crfkit.models.deeplab import ASPP
 from crfkit.models.densenet import DenseNet, densenet121, densenet169, densenet201, densenet_small
 from crfkit.models.googlenet import (
     GoogLeNet,
@@ -97,7 +98,7 @@ from crfkit.models.vgg import (
 )
 
 __all__ = [
-    "VGG", "VGG_CONFIGS", "AlexNet", "Bottleneck", "ConvBNReLU", "DenseBlock", "DenseLayer",
+    "ASPP", "VGG", "VGG_CONFIGS", "AlexNet", "Bottleneck", "ConvBNReLU", "DenseBlock", "DenseLayer",
     "DenseNet", "GoogLeNet", "GoogLeNetOutputs", "GoogLeNetSmall", "InceptionAux",
     "InceptionBlock", "PadShortcut", "ResNet", "ResidualBlock", "SEBlock", "Transition",
     "alexnet", "alexnet_small", "blocks", "densenet121", "densenet169", "densenet201",
