@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import crfkit as ck
 from crfkit.metrics import SegmentationScores, confusion_matrix, segmentation_scores
 
 IGNORE = 255
@@ -356,3 +357,43 @@ def test_result_is_frozen_and_table_prints():
     assert "75.0" in text  # IoU of background = 3/4
     with pytest.raises(ValueError, match="class_names: expected 3 names, got 2"):
         s.table(["a", "b"])
+
+
+# --------------------------------------------------------------------------- boundary band
+
+
+def _band_brute_force(labels, width, ignore_index=255):
+    b, h, w = labels.shape
+    out = torch.zeros(b, h, w, dtype=torch.bool)
+    for n in range(b):
+        for i in range(h):
+            for j in range(w):
+                if labels[n, i, j] == ignore_index:
+                    continue
+                window = labels[n, max(0, i - width): i + width + 1, max(0, j - width): j + width + 1]
+                out[n, i, j] = len(set(window[window != ignore_index].tolist())) > 1
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_boundary_band_matches_brute_force(seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (2, 7, 9), generator=g)
+    labels = torch.nn.functional.interpolate(labels[:, None].float(), size=(7, 9), mode="nearest")[:, 0].long()
+    labels[torch.rand(labels.shape, generator=g) < 0.1] = 255
+    for width in (1, 2, 3):
+        keep = labels.clone()
+        assert torch.equal(ck.metrics.boundary_band(labels, width), _band_brute_force(labels, width))
+        assert torch.equal(labels, keep)
+
+
+def test_boundary_band_constant_image_and_errors():
+    flat = torch.full((1, 5, 5), 4)
+    assert not ck.metrics.boundary_band(flat, 2).any()
+    assert not ck.metrics.boundary_band(torch.full((1, 3, 3), 255), 1).any()
+    with pytest.raises(ValueError, match=r"width: expected an int >= 1, got 0"):
+        ck.metrics.boundary_band(flat, 0)
+    with pytest.raises(ValueError, match=r"labels: expected a \[B, H, W\] tensor, got shape \[5, 5\]"):
+        ck.metrics.boundary_band(flat[0], 1)
+    with pytest.raises(TypeError, match="labels: expected an integer tensor"):
+        ck.metrics.boundary_band(flat.float(), 1)
