@@ -212,3 +212,5 @@ def check_unary_energy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor])
 
 # Checkers of later sheets live in their own modules and register on import.
 from crfkit import checks_01  # noqa: E402,F401  (lecture 01)
+from crfkit import checks_02  # noqa: E402,F401  (lecture 02)
+from crfkit import checks_03  # noqa: E402,F401  (lecture 03)
