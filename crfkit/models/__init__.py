@@ -1,4 +1,4 @@
-"""Classification networks of lecture 01, full size and small, built from shared blocks.
+"""Classification networks of lecture 01 and segmentation networks of lecture 03.
 
 Full-size networks match the published parameter counts exactly (torchvision's documented
 counts, and Hu et al. 2018 for SE-ResNet-50); small configurations use the same blocks
@@ -24,23 +24,23 @@ by layer (shapes, parameters, receptive field, multiply-accumulates).
 Small configurations (C=3, K=10; MACs per 32x32 image from ``crfkit.summary``; forward
 time of a batch of 64 32x32 images in eval mode, median of 10, 2 CPU threads, torch 2.13):
 
-===================================  ==========  =====  ========
-model                                parameters  MACs   batch 64
-===================================  ==========  =====  ========
-``alexnet_small()``                  335,530     21.3M  15 ms
-``vgg_small()`` (depth 11)           679,882     10.0M  7 ms
-``googlenet_small()``                78,754      8.7M   28 ms
-``resnet_small(8)``                  75,290      12.2M  8 ms
-``resnet_small(8, residual=False)``  75,290      12.2M  7 ms
-``resnet_small(20)``                 269,722     40.6M  19 ms
-``se_resnet_small(8)``               78,118      12.2M  8 ms
-``densenet_small()``                 46,682      5.2M   9 ms
-===================================  ==========  =====  ========
+==============================================  ==========  =====  =================================
+model                                  parameters  MACs   to full resolution
+=====================================  ==========  =====  =================================
+``fcn32s_small()``                     452,314     37.7M  stride 32, bilinear x32
+``fcn16s_small()``                     423,844     37.7M  + pool4 skip, learnt x2, fixed x16
+``fcn8s_small()``                      418,414     37.8M  + pool3 skip, learnt x2, fixed x8
+``segnet_small()``                     568,314     87.6M  max-unpooling with the switches
+``deeplab_small()``                    482,650     56.0M  atrous, stride 8, ASPP, bilinear
+``deeplab_small(output_stride=16)``    482,650     40.1M  stride 16, ASPP, bilinear
+=====================================  ==========  =====  =================================
 
-(GoogLeNet's time is dominated by the stride-1 3x3 max pool of every Inception module.)
+Papers: FCN, Long et al. 2015; SegNet, Badrinarayanan et al. 2017 (and DeconvNet, Noh et
+al. 2015); DeepLab, Chen et al. 2018 and 2017 (v3, ASPP with image pooling).
 
-Every network maps ``[B, C, H, W]`` images to ``[B, K]`` logits and is initialised with
-Kaiming-normal convolutions, unit batch-norm weights and ``N(0, 0.01^2)`` linear weights.
+``pretrained(name)`` (names in ``PRETRAINED``: fcn32s, fcn16s, fcn8s, segnet, deeplab)
+returns one trained on the 64x64 synthetic scenes; :mod:`crfkit.models.checkpoints`
+states their test scores and bars, ``python -m crfkit.train segmentation`` remakes them.
 """
 
 from crfkit.models import blocks
@@ -56,8 +56,9 @@ from crfkit.models.blocks import (
     SEBlock,
     Transition,
 )
-from crfkit.models.deeplab import ASPP
+from crfkit.models.deeplab import ASPP, DeepLab, deeplab_small
 from crfkit.models.densenet import DenseNet, densenet121, densenet169, densenet201, densenet_small
+from crfkit.models.fcn import FCN, fcn8s_small, fcn16s_small, fcn32s_small
 from crfkit.models.googlenet import (
     GoogLeNet,
     GoogLeNetOutputs,
@@ -66,6 +67,7 @@ from crfkit.models.googlenet import (
     googlenet,
     googlenet_small,
 )
+from crfkit.models.checkpoints import PRETRAINED, pretrained, pretrained_info
 from crfkit.models.resnet import (
     ResNet,
     resnet18,
@@ -83,6 +85,7 @@ from crfkit.models.senet import (
     se_resnet152,
     se_resnet_small,
 )
+from crfkit.models.segnet import SegNet, segnet_small
 from crfkit.models.vgg import (
     VGG,
     VGG_CONFIGS,
@@ -106,4 +109,7 @@ __all__ = [
     "resnet101", "resnet152", "resnet_small", "se_resnet18", "se_resnet34", "se_resnet50",
     "se_resnet101", "se_resnet152", "se_resnet_small", "vgg11", "vgg11_bn", "vgg13",
     "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "vgg_small",
+    # segmentation (lecture 03)
+    "FCN", "fcn32s_small", "fcn16s_small", "fcn8s_small", "SegNet", "segnet_small", "DeepLab",
+    "deeplab_small", "PRETRAINED", "pretrained", "pretrained_info",
 ]
