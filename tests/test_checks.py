@@ -68,6 +68,14 @@ def test_right_answer_passes(number, capsys):
     assert f"Exercise {number}: all checks passed." in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("number", sorted(ALL_CASES))
+def test_checks_leave_the_global_random_state_alone(number, capsys):
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    checks.check(number, ALL_CASES[number][0])
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 @pytest.mark.parametrize(
     "number, wrong, hint",
     [(n, w, h) for n, (_, wrongs) in sorted(ALL_CASES.items()) for w, h in wrongs],
