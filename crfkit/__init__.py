@@ -30,6 +30,13 @@ Dimension letters: ``B`` batch, ``C`` image channels, ``K`` labels (classes),
 The distribution is ``p(y | x) = exp(-E(y, x)) / Z(x)`` with
 ``E(y) = sum_p unary[y_p] + sum_e sum_p pairwise_e[y_p, y_{p + offset_e}]``.
 
+Models and inference
+--------------------
+``GridCRF(unary, pairwise, offsets=((0, 1), (1, 0)))`` is a pairwise CRF on the pixel grid
+(``potts(K, weight)`` builds the Potts table); ``crf.energy(labels)`` gives ``E(y)``. The
+algorithms are functions in ``crfkit.inference`` that take the model: ``exact`` (enumeration,
+tiny grids), ``forward_backward`` / ``viterbi`` (chains) and ``mean_field``.
+
 Quick start
 -----------
 >>> import crfkit as ck
@@ -37,6 +44,7 @@ Quick start
 >>> dev = ck.device()          # cuda, then mps, then cpu; CRFKIT_DEVICE overrides
 """
 
+from crfkit.crf import GridCRF, potts
 from crfkit.potentials import probs_from_unary, unary_energy, unary_from_probs
 from crfkit.utils import device, seed_everything
 
@@ -45,7 +53,7 @@ __version__ = "0.1.0"
 # Submodules load on first use (``ck.checks``, ``ck.widgets`` ...), so that
 # ``import crfkit`` stays light for researchers who only want the models.
 _SUBMODULES = (
-    "checks", "course", "data", "landscape", "metrics", "models", "nn", "potentials", "summary", "train",
+    "checks", "course", "data", "inference", "landscape", "metrics", "models", "nn", "potentials", "summary", "train",
     "utils", "viz", "widgets",
 )
 
@@ -62,8 +70,10 @@ def __dir__():
     return sorted(list(globals()) + list(_SUBMODULES))
 
 __all__ = [
+    "GridCRF",
     "__version__",
     "device",
+    "potts",
     "probs_from_unary",
     "seed_everything",
     "unary_energy",
