@@ -45,6 +45,7 @@ Quick start
 """
 
 from crfkit.crf import GridCRF, potts
+from crfkit.dense import BilateralKernel, DenseCRF, GaussianKernel
 from crfkit.potentials import probs_from_unary, unary_energy, unary_from_probs
 from crfkit.utils import device, seed_everything
 
@@ -70,6 +71,9 @@ def __dir__():
     return sorted(list(globals()) + list(_SUBMODULES))
 
 __all__ = [
+    "BilateralKernel",
+    "DenseCRF",
+    "GaussianKernel",
     "GridCRF",
     "__version__",
     "device",

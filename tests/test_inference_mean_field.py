@@ -170,7 +170,7 @@ def test_gradcheck(kind, schedule):
 
 def test_errors():
     crf = ck.GridCRF(torch.zeros(1, 2, 3, 3), ck.potts(2))
-    with pytest.raises(TypeError, match=r"model: mean_field expects a crfkit.GridCRF, got Tensor"):
+    with pytest.raises(TypeError, match=r"model: mean_field expects a crfkit.GridCRF or crfkit.DenseCRF, got Tensor"):
         mean_field(torch.zeros(1, 2, 3, 3))
     with pytest.raises(ValueError, match="iterations: expected an integer >= 0, got -1"):
         mean_field(crf, -1)

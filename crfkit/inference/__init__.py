@@ -6,7 +6,7 @@ function                   computes                                    on
 :func:`exact`              marginals, log Z, MAP by enumeration        tiny ``GridCRF`` (K^N states)
 :func:`forward_backward`   exact marginals, log Z (sum-product)        ``1 x W`` / ``H x 1`` chains
 :func:`viterbi`            exact MAP labelling (min-sum)               chains
-:func:`mean_field`         naive mean-field marginals                  ``GridCRF``
+:func:`mean_field`         naive mean-field marginals                  ``GridCRF``, ``DenseCRF``
 =========================  ==========================================  ============================
 
 Every function is a pure, batched, differentiable function of the potentials: it reads
@@ -22,12 +22,20 @@ from crfkit.inference.exact import (
     forward_backward,
     viterbi,
 )
-from crfkit.inference.mean_field import grid_messages, mean_field, mean_field_free_energy
+from crfkit.inference.mean_field import (
+    dense_filters,
+    dense_mean_field,
+    grid_messages,
+    mean_field,
+    mean_field_free_energy,
+)
 
 __all__ = [
     "ChainResult",
     "ExactResult",
     "ViterbiResult",
+    "dense_filters",
+    "dense_mean_field",
     "exact",
     "forward_backward",
     "grid_messages",

@@ -35,22 +35,29 @@ import torch.nn.functional as F
 
 from crfkit._validate import check_finite, check_tensor
 from crfkit.crf import GridCRF
+from crfkit.dense import DenseCRF
+from crfkit.permutohedral import PermutohedralLattice, gaussian_filter_exact
 
-__all__ = ["mean_field", "mean_field_free_energy", "grid_messages"]
+__all__ = ["mean_field", "mean_field_free_energy", "grid_messages", "dense_filters", "dense_mean_field"]
 
-#: The model types mean_field accepts (DenseCRF joins when it lands).
-ACCEPTED = (GridCRF,)
+#: The model types mean_field accepts.
+ACCEPTED = (GridCRF, DenseCRF)
 SCHEDULES = ("parallel", "checkerboard")
+#: The filters of dense mean field.
+FILTERS = ("permutohedral", "exact", "conv")
+#: Largest ``B N^2`` for which ``filter="exact"`` stores the kernel matrices (else it recomputes
+#: them in chunks with :func:`crfkit.permutohedral.gaussian_filter_exact` at every call).
+EXACT_MATRIX_LIMIT = 2**25
 
 
-def _check_model(model, fn: str):
-    if not isinstance(model, ACCEPTED):
-        names = " or ".join(f"crfkit.{t.__name__}" for t in ACCEPTED)
+def _check_model(model, fn: str, accepted=ACCEPTED):
+    if not isinstance(model, accepted):
+        names = " or ".join(f"crfkit.{t.__name__}" for t in accepted)
         raise TypeError(f"model: {fn} expects a {names}, got {type(model).__name__}")
     return model
 
 
-def _check_q(name: str, q, model: GridCRF) -> torch.Tensor:
+def _check_q(name: str, q, model) -> torch.Tensor:
     check_tensor(name, q, ndim=4, floating=True, dims="[B, K, H, W]")
     if q.shape != model.shape:
         raise ValueError(f"{name}: expected shape [B, K, H, W] = {list(model.shape)}, got {list(q.shape)}")
@@ -142,8 +149,13 @@ def mean_field(
     damping: float = 0.0,
     init: torch.Tensor | None = None,
     schedule: str = "parallel",
+    filter: str = "permutohedral",
+    window: int = 11,
 ):
-    """Naive mean-field marginals of a :class:`~crfkit.GridCRF`.
+    """Naive mean-field marginals of a :class:`~crfkit.GridCRF` or a :class:`~crfkit.DenseCRF`.
+
+    For a :class:`~crfkit.DenseCRF` see :func:`dense_mean_field` (``filter`` and ``window``
+    apply to it only; ``schedule`` must be ``"parallel"``). For a :class:`~crfkit.GridCRF`:
 
     Each iteration (one algorithm box; Koller & Friedman 2009, alg. 11.7):
 
@@ -155,7 +167,7 @@ def mean_field(
 
     Parameters
     ----------
-    model : GridCRF
+    model : GridCRF or DenseCRF
         The model (``unary [B, K, H, W]``). Anything else is a ``TypeError``.
     iterations : int
         Number of updates (>= 0). With ``schedule="checkerboard"`` one iteration updates
@@ -186,6 +198,10 @@ def mean_field(
         raise ValueError(f"damping: expected a value in [0, 1), got {damping}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+    if isinstance(model, DenseCRF):
+        if schedule != "parallel":
+            raise ValueError(f"schedule: expected 'parallel' for a DenseCRF (every pixel is a neighbour), got {schedule!r}")
+        return dense_mean_field(model, iterations, history, damping, init, filter, window)
     q = torch.softmax(-model.unary, dim=1) if init is None else _check_q("init", init, model)  # [B, K, H, W]
     masks = _colouring(model) if schedule == "checkerboard" else [None]
     trace = []
@@ -220,6 +236,7 @@ def mean_field_free_energy(model, q: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     model : GridCRF
+        (A :class:`~crfkit.DenseCRF` is a ``TypeError``.)
     q : Tensor ``[B, K, H, W]``
         Probabilities over ``K`` (e.g. the output of :func:`mean_field`).
 
@@ -228,10 +245,225 @@ def mean_field_free_energy(model, q: torch.Tensor) -> torch.Tensor:
     Tensor ``[B]``
         Differentiable in ``q`` and the potentials. Cost O(B·E·N·K²).
     """
-    _check_model(model, "mean_field_free_energy")
+    _check_model(model, "mean_field_free_energy", (GridCRF,))
     _check_q("q", q, model)
     unary = (q * model.unary).flatten(1).sum(1)  # [B]
     # every edge sends one message to each end, so <Q, m> counts each edge twice
     pairwise = 0.5 * (q * grid_messages(model, q)).flatten(1).sum(1)  # [B]
     neg_entropy = torch.xlogy(q, q).flatten(1).sum(1)  # [B]
     return unary + pairwise + neg_entropy
+
+
+# --------------------------------------------------------------------------------------------
+# dense CRFs: message passing is Gaussian filtering
+# --------------------------------------------------------------------------------------------
+
+
+class _NormalisedFilter:
+    """A kernel's filter with pydensecrf's normalisation: ``values [B, N, C] -> [B, N, C]``.
+
+    With ``raw`` the (linear) Gaussian sum including the pixel itself and ``n = raw(1)``
+    computed once: ``"symmetric"`` ``n^-1/2 raw(n^-1/2 v)``; ``"before"`` ``raw(v / n)``;
+    ``"after"`` ``raw(v) / n``; ``"none"`` ``raw(v)`` (pydensecrf adds ``1e-20`` to ``n``).
+    """
+
+    def __init__(self, raw, normalization: str, like: torch.Tensor) -> None:
+        self.raw, self.normalization = raw, normalization
+        self.pre = self.post = None  # [B, N, 1] factors applied before / after raw, or None
+        if normalization != "none":
+            ones = like.new_ones(like.shape[0], like.shape[1], 1)  # [B, N, 1]
+            total = raw(ones) + 1e-20  # [B, N, 1]
+            norm = total.rsqrt() if normalization == "symmetric" else total.reciprocal()
+            self.pre = norm if normalization in ("symmetric", "before") else None
+            self.post = norm if normalization in ("symmetric", "after") else None
+
+    def unscaled(self, values: torch.Tensor) -> torch.Tensor:
+        """The filter without its ``post`` factor (mean field folds it into the weight)."""
+        return self.raw(values if self.pre is None else values * self.pre)  # [B, N, C]
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        out = self.unscaled(values)  # [B, N, C]
+        return out if self.post is None else out * self.post
+
+
+def _exact_raw(features: torch.Tensor):
+    """O(N^2) Gaussian sum ``sum_j exp(-|f_i - f_j|^2 / 2) v_j`` (the pixel itself included)."""
+    b, n, _ = features.shape
+    if b * n * n <= EXACT_MATRIX_LIMIT:
+        gram = torch.exp(-0.5 * torch.cdist(features, features).square())  # [B, N, N]
+        return lambda values: gram @ values  # [B, N, C]
+    return lambda values: gaussian_filter_exact(features, values)  # [B, N, C], recomputed per call
+
+
+def _conv_raw(model: DenseCRF, index: int, window: int):
+    """ConvCRF's truncated filter: the Gaussian sum over the ``window x window`` square around
+    each pixel (off-grid pixels absent), the pixel itself included."""
+    b, _, h, w = model.shape
+    r = window // 2
+    kern = model.kernels[index]
+    dev, dt = model.unary.device, model.unary.dtype
+
+    def to_grid(values):  # [B, N, C] -> [B, C, H, W]
+        return values.transpose(1, 2).reshape(b, -1, h, w)
+
+    def to_points(grid):  # [B, C, H, W] -> [B, N, C]
+        return grid.reshape(b, grid.shape[1], h * w).transpose(1, 2)
+
+    if not hasattr(kern, "srgb"):
+        # the spatial kernel is separable: exp(-(dx^2 + dy^2) / 2 sxy^2) = g(dx) g(dy)
+        t = torch.arange(-r, r + 1, dtype=dt, device=dev)
+        taps = torch.exp(-0.5 * (t / kern.sxy) ** 2)  # [window]
+
+        def raw(values):
+            grid = to_grid(values)  # [B, C, H, W]
+            c = grid.shape[1]
+            flat = grid.reshape(b * c, 1, h, w)  # [B C, 1, H, W]
+            flat = F.conv2d(flat, taps.view(1, 1, 1, -1), padding=(0, r))  # along x
+            flat = F.conv2d(flat, taps.view(1, 1, -1, 1), padding=(r, 0))  # along y
+            return to_points(flat.reshape(b, c, h, w))
+
+        return raw
+
+    feats = to_grid(model.features(index))  # [B, d, H, W]
+    padded = F.pad(feats, (r, r, r, r))  # [B, d, H + 2r, W + 2r]
+    inside = F.pad(torch.ones(1, 1, h, w, dtype=dt, device=dev), (r, r, r, r))  # [1, 1, H + 2r, W + 2r]
+    offsets = [(dy, dx) for dy in range(window) for dx in range(window)]
+    weights = torch.empty(b, len(offsets), h, w, dtype=dt, device=dev)  # [B, window^2, H, W]
+    for o, (dy, dx) in enumerate(offsets):
+        diff = feats - padded[:, :, dy : dy + h, dx : dx + w]  # [B, d, H, W]
+        weights[:, o] = torch.exp(-0.5 * diff.square().sum(1)) * inside[0, 0, dy : dy + h, dx : dx + w]
+
+    def raw(values):
+        grid = F.pad(to_grid(values), (r, r, r, r))  # [B, C, H + 2r, W + 2r]
+        out = torch.zeros(b, grid.shape[1], h, w, dtype=grid.dtype, device=grid.device)  # [B, C, H, W]
+        for o, (dy, dx) in enumerate(offsets):
+            out += weights[:, o : o + 1] * grid[:, :, dy : dy + h, dx : dx + w]
+        return to_points(out)
+
+    return raw
+
+
+def dense_filters(model: DenseCRF, filter: str = "permutohedral", window: int = 11) -> list:
+    """The normalised message-passing filters of a :class:`~crfkit.DenseCRF`, one per kernel.
+
+    Each is a callable ``Q [B, N, K] -> [B, N, K]`` (``N = H W``, row-major pixels) that
+    returns the kernel's normalised Gaussian sum ``sum_j k~(i, j) Q_j`` (the pixel itself
+    included, as pydensecrf). Everything that depends only on the image (the permutohedral
+    lattice, the exact kernel matrix, ConvCRF's window weights, the normalisation ``n``) is
+    built here, once; calling a filter costs:
+
+    * ``"permutohedral"``: O(N d K) (Adams et al. 2010; :class:`~crfkit.permutohedral.
+      PermutohedralLattice`), what pydensecrf computes;
+    * ``"exact"``: O(N^2 K), the exact sum (small images, tests);
+    * ``"conv"``: O(N window^2 K), the sum truncated to the ``window x window`` square
+      around each pixel (ConvCRF, Teichmann & Cipolla 2019, without its downsampling); the
+      spatial kernel as a separable convolution, O(N window K).
+    """
+    _check_model(model, "dense_filters", (DenseCRF,))
+    if filter not in FILTERS:
+        raise ValueError(f"filter: expected one of {FILTERS}, got {filter!r}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
+        raise ValueError(f"window: expected an odd integer >= 1, got {window!r}")
+    b, k, h, w = model.shape
+    like = model.unary.new_empty(b, h * w, 1)
+    out = []
+    for m in range(len(model.kernels)):
+        if filter == "permutohedral":
+            raw = PermutohedralLattice(model.features(m)).filter
+        elif filter == "exact":
+            raw = _exact_raw(model.features(m))
+        else:
+            raw = _conv_raw(model, m, window)
+        out.append(_NormalisedFilter(raw, model.normalization, like))
+    return out
+
+
+def dense_mean_field(
+    model: DenseCRF,
+    iterations: int = 10,
+    history: bool = False,
+    damping: float = 0.0,
+    init: torch.Tensor | None = None,
+    filter: str = "permutohedral",
+    window: int = 11,
+):
+    """Mean field in a fully connected CRF (Krähenbühl & Koltun 2011, algorithm 1).
+
+    ``Q^0 = softmax(-unary)``, then each iteration, for every pixel ``i`` and label ``k``:
+
+    1. message passing: ``Q~^m_i(k) = sum_j k~^m(f_i, f_j) Q_j(k)``, each kernel's normalised
+       Gaussian filter of ``Q`` (:func:`dense_filters`; the sum includes ``j = i``);
+    2. compatibility transform: ``m_i(k) = sum_m sum_k' w^m mu^m(k, k') Q~^m_i(k')``
+       (Potts is applied as pydensecrf does, ``-w Q~_i(k)``: it differs from
+       ``w sum_{k' != k} Q~_i(k')`` by a constant per pixel, which step 4 removes);
+    3. local update: ``a_i(k) = -unary_i(k) - m_i(k)``;
+    4. normalise: ``Q_i = softmax(a_i)``; then damp ``Q <- (1 - damping) Q + damping Q_old``.
+
+    This is pydensecrf's ``DenseCRF::inference(iterations)`` (same initial ``Q``, same number
+    of updates, same normalisations and self term), so with ``filter="permutohedral"`` and
+    matched settings the two agree up to float rounding. ``filter="exact"`` computes the
+    exact Gaussian sums instead: with a normalisation other than ``"none"`` (invariant to the
+    lattice's overall scale) it differs from the permutohedral result only by the lattice's
+    approximation error (``tests/test_dense.py`` states the bound); with ``"none"`` the two
+    differ by the lattice's scale as well (0.15-1, see :mod:`crfkit.permutohedral`).
+    ``filter="conv"`` truncates the kernels to a ``window x window`` square: exact for the
+    spatial kernel when ``window >> sxy``, a different model for a bilateral ``sxy = 80``.
+
+    Parameters
+    ----------
+    model : DenseCRF
+    iterations : int
+        Number of updates (pydensecrf's ``inference(iterations)``).
+    history : bool
+        Also return the list of ``Q [B, K, H, W]`` after each iteration.
+    damping : float in ``[0, 1)``
+    init : Tensor ``[B, K, H, W]``, optional
+        Starting ``Q``; default ``softmax(-unary)``.
+    filter : ``"permutohedral"`` | ``"exact"`` | ``"conv"``
+    window : odd int
+        ConvCRF's window size (``filter="conv"`` only).
+
+    Returns
+    -------
+    Tensor ``[B, K, H, W]``, or ``(Tensor, list of Tensor)`` if ``history``
+        Differentiable in ``unary``, ``init`` and tensor kernel weights / compat. Cost per
+        iteration: that of the filters (see :func:`dense_filters`) plus O(N K^2) for a
+        compat matrix (O(N K) for Potts).
+    """
+    b, k, h, w = model.shape
+    n = h * w
+    unary = model.unary.reshape(b, k, n).transpose(1, 2)  # [B, N, K]
+    filters = dense_filters(model, filter, window)  # lattices etc. built once, reused below
+    tables = [None if kern.compat is None else model.compat_matrix(m) for m, kern in enumerate(model.kernels)]
+    if init is None:
+        q = torch.softmax(-unary, dim=-1)  # [B, N, K]
+    else:
+        q = _check_q("init", init, model).reshape(b, k, n).transpose(1, 2)  # [B, N, K]
+
+    def to_grid(values):  # [B, N, K] -> [B, K, H, W]
+        return values.transpose(1, 2).reshape(b, k, h, w)
+
+    # Potts: the message -w post * raw(pre * Q) enters a = -unary - m as + (w post) raw(pre * Q)
+    weights = [torch.as_tensor(kern.weight, dtype=unary.dtype, device=unary.device) for kern in model.kernels]
+    scales = [w if filt.post is None else w * filt.post for w, filt in zip(weights, filters)]  # [B, N, 1] or []
+    neg_unary = -unary  # [B, N, K]
+    trace = []
+    for _ in range(iterations):
+        a = neg_unary  # [B, N, K]
+        for filt, table, scale in zip(filters, tables, scales):
+            # 1. message passing: filter Q with the normalised kernel (the pixel itself included)
+            filtered = filt.unscaled(q)  # [B, N, K], the kernel's post-normalisation still to apply
+            # 2. compatibility transform, and 3. local update a = -unary - m:
+            #    Potts as pydensecrf, m = -w [k = k'] filtered; else m = filtered (w mu) (symmetrised)
+            if table is None:
+                a = torch.addcmul(a, filtered, scale)  # a + (w post) filtered
+            else:
+                post = filtered if filt.post is None else filtered * filt.post
+                a = a - post @ table
+        # 4. normalise over labels (and damp)
+        q_new = torch.softmax(a, dim=-1)  # [B, N, K]
+        q = (1 - damping) * q_new + damping * q if damping else q_new
+        if history:
+            trace.append(to_grid(q))
+    out = to_grid(q)
+    return (out, trace) if history else out
