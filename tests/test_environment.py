@@ -56,14 +56,22 @@ def test_environment_yml_parses_and_agrees_with_requirements():
 def test_pyproject_ranges_admit_the_pinned_versions():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
-    for extra in project["optional-dependencies"].values():
-        reqs += extra
+    for name, extra in project["optional-dependencies"].items():
+        if name != "reference":  # the C++ reference, installed on demand and never pinned
+            reqs += extra
     pins = _requirements()
     for line in reqs:
         req = Requirement(line)
         name = canonicalize_name(req.name)
         assert name in pins, f"{name} is a dependency of crfkit but not pinned in requirements.txt"
         assert Version(pins[name]) in req.specifier, f"{name}=={pins[name]} is outside {req.specifier}"
+
+
+def test_reference_extra_is_not_needed_by_the_default_environment():
+    pins = _requirements()
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["reference"]
+    assert [canonicalize_name(Requirement(line).name) for line in extra] == ["pydensecrf2"]
+    assert "pydensecrf2" not in pins
 
 
 def test_make_targets_and_ci_call_make_test():
