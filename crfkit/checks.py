@@ -16,7 +16,8 @@ every registered checker a typical wrong answer and fails if one is accepted.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -115,6 +116,33 @@ def _expect_tensor(number: str, got: Any, shape: tuple[int, ...], what: str) -> 
             "energies overflow: subtract the per-pixel minimum first, or use torch.softmax."
         )
     return got
+
+
+def _gen(seed: int) -> torch.Generator:
+    """A private generator, so a checker never touches the notebook's random state."""
+    return torch.Generator().manual_seed(seed)
+
+
+def _asymmetric_table(k: int, gen: torch.Generator, scale: float = 2.0) -> torch.Tensor:
+    """A random float64 ``[K, K]`` table that is clearly not symmetric (so a transpose shows)."""
+    t = scale * torch.rand(k, k, generator=gen, dtype=torch.float64)
+    return t + scale * torch.triu(torch.ones(k, k, dtype=torch.float64), diagonal=1)  # k < k' costs more
+
+
+@contextlib.contextmanager
+def _forbid(module: Any, name: str, used: list[bool]) -> Iterator[None]:
+    """Replace ``module.name`` by a wrapper that records being called (crfkit's own answer)."""
+    original = getattr(module, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        used.append(True)
+        return original(*args, **kwargs)
+
+    setattr(module, name, spy)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
 
 
 def _unchanged(number: str, before: torch.Tensor, after: torch.Tensor, name: str) -> None:

@@ -40,14 +40,13 @@ recognition. Proc. IEEE 77(2), 1989.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
 from crfkit.crf import GridCRF
-from crfkit.checks import CheckFailed, _call, _unchanged, exercise
+from crfkit.checks import CheckFailed, _asymmetric_table, _call, _forbid, _gen, _unchanged, exercise
 from crfkit.inference.exact import exact, forward_backward, viterbi
 
 #: the module (``crfkit.inference.exact`` the attribute is the function of that name)
@@ -58,30 +57,7 @@ F64 = torch.float64
 TOL_41 = dict(atol=1e-4, rtol=1e-5)
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
-
-def _asymmetric_table(k: int, gen: torch.Generator, scale: float = 2.0) -> torch.Tensor:
-    """A random ``[K, K]`` table that is clearly not symmetric (so a transpose shows)."""
-    t = scale * torch.rand(k, k, generator=gen, dtype=F64)
-    return t + scale * torch.triu(torch.ones(k, k, dtype=F64), diagonal=1)  # k < k' costs more
-
-
-@contextlib.contextmanager
-def _forbid(module: Any, name: str, used: list[bool]) -> Iterator[None]:
-    """Replace ``module.name`` by a wrapper that records being called (crfkit's own answer)."""
-    original = getattr(module, name)
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        used.append(True)
-        return original(*args, **kwargs)
-
-    setattr(module, name, spy)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
 
 
 def _fmt(values: torch.Tensor) -> str:

@@ -39,13 +39,12 @@ potentials. NIPS 2011.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
-from crfkit.checks import CheckFailed, _call, _expect_tensor, _unchanged, exercise
+from crfkit.checks import CheckFailed, _asymmetric_table, _call, _forbid, _gen, _expect_tensor, _unchanged, exercise
 from crfkit.crf import GridCRF
 from crfkit.permutohedral import gaussian_filter_exact
 
@@ -53,30 +52,7 @@ F64 = torch.float64
 _mean_field_module = importlib.import_module("crfkit.inference.mean_field")
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
-
-def _asymmetric_table(k: int, gen: torch.Generator, scale: float = 2.0) -> torch.Tensor:
-    """A random ``[K, K]`` table that is clearly not symmetric (so a transpose shows)."""
-    t = scale * torch.rand(k, k, generator=gen, dtype=F64)
-    return t + scale * torch.triu(torch.ones(k, k, dtype=F64), diagonal=1)
-
-
-@contextlib.contextmanager
-def _forbid(module: Any, name: str, used: list[bool]) -> Iterator[None]:
-    """Replace ``module.name`` by a wrapper that records being called (crfkit's own answer)."""
-    original = getattr(module, name)
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        used.append(True)
-        return original(*args, **kwargs)
-
-    setattr(module, name, spy)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
 
 
 def _random_q(b: int, k: int, h: int, w: int, gen: torch.Generator) -> torch.Tensor:

@@ -20,12 +20,7 @@ OFFSET_POOL = ((0, 1), (1, 0), (0, -1), (-1, 0), (1, 1), (1, -1), (-1, 1), (0, 2
 KINDS = ("2d", "3d", "4d", "5d", "6d", "6d-broadcast")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def full_tables(pairwise: torch.Tensor, shape, num_offsets: int) -> torch.Tensor:

@@ -22,12 +22,7 @@ FILTERS = ("permutohedral", "exact", "conv")
 NORMS = ("symmetric", "before", "after", "none")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def crop(size=24, top=10, left=30, dtype=torch.float64):

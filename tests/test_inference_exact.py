@@ -19,12 +19,7 @@ import crfkit as ck
 from crfkit.inference import exact, forward_backward, viterbi
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def brute_force(crf):

@@ -22,15 +22,7 @@ SEED_X = [[1.0, 3.0, 0.0], [2.0, 0.0, 1.0], [0.0, 3.0, 1.0]]
 SEED_K = [[1.0, 1.0], [2.0, 0.0]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tensors are tiny: intra-op threads only add overhead, and on a machine whose
-    # cores are busy, BLAS threads that wait for each other make a tiny matmul take
-    # milliseconds. Restored afterwards, so other test modules are unaffected.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gen(seed: int) -> torch.Generator:
