@@ -36,5 +36,20 @@ def check_finite(name: str, value: torch.Tensor) -> None:
         raise ValueError(f"{name}: expected finite values, got {n_nan} NaN and {n_inf} inf")
 
 
+def check_batched(name: str, value: object, dims: str, *, floating: bool | None = None) -> torch.Tensor:
+    """A non-empty 4-D batched tensor ``dims`` (e.g. ``"[B, K, H, W]"``); an unbatched 3-D
+    one gets the hint to add the batch dimension."""
+    check_tensor(name, value, floating=floating, dims=dims)
+    if value.dim() == 3:
+        raise ValueError(
+            f"{name}: expected a batched 4-D tensor of shape {dims}, got the unbatched shape "
+            f"{list(value.shape)}; add a batch dimension with {name}[None]"
+        )
+    check_tensor(name, value, ndim=4, dims=dims)
+    if value.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty {dims} tensor, got shape {list(value.shape)}")
+    return value
+
+
 def _of(dims: str) -> str:
     return f" of shape {dims}" if dims else ""

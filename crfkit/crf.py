@@ -41,7 +41,7 @@ from collections.abc import Sequence
 
 import torch
 
-from crfkit._validate import check_finite, check_tensor
+from crfkit._validate import check_batched, check_finite, check_tensor
 
 __all__ = ["GridCRF", "potts", "FOUR_CONNECTED", "EIGHT_CONNECTED"]
 
@@ -166,15 +166,7 @@ class GridCRF:
     """
 
     def __init__(self, unary: torch.Tensor, pairwise: torch.Tensor, offsets=FOUR_CONNECTED):
-        check_tensor("unary", unary, floating=True, dims="[B, K, H, W]")
-        if unary.dim() == 3:
-            raise ValueError(
-                f"unary: expected a batched 4-D tensor of shape [B, K, H, W], got the unbatched shape "
-                f"{list(unary.shape)}; add a batch dimension with unary[None]"
-            )
-        check_tensor("unary", unary, ndim=4, dims="[B, K, H, W]")
-        if unary.numel() == 0:
-            raise ValueError(f"unary: expected a non-empty [B, K, H, W] tensor, got shape {list(unary.shape)}")
+        check_batched("unary", unary, "[B, K, H, W]", floating=True)
         check_finite("unary", unary)
         self.offsets = _check_offsets(offsets)
         b, k, h, w = unary.shape

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from crfkit._validate import check_finite, check_tensor
+from crfkit._validate import check_batched, check_finite, check_tensor
 
 __all__ = ["DenseCRF", "GaussianKernel", "BilateralKernel", "NORMALIZATIONS"]
 
@@ -200,25 +200,11 @@ class DenseCRF:
     """
 
     def __init__(self, unary: torch.Tensor, image: torch.Tensor, kernels=None, normalization: str = "symmetric"):
-        check_tensor("unary", unary, floating=True, dims="[B, K, H, W]")
-        if unary.dim() == 3:
-            raise ValueError(
-                f"unary: expected a batched 4-D tensor of shape [B, K, H, W], got the unbatched shape "
-                f"{list(unary.shape)}; add a batch dimension with unary[None]"
-            )
-        check_tensor("unary", unary, ndim=4, dims="[B, K, H, W]")
-        if unary.numel() == 0:
-            raise ValueError(f"unary: expected a non-empty [B, K, H, W] tensor, got shape {list(unary.shape)}")
+        check_batched("unary", unary, "[B, K, H, W]", floating=True)
         check_finite("unary", unary)
         b, k, h, w = unary.shape
 
-        check_tensor("image", image, dims="[B, C, H, W]")
-        if image.dim() == 3:
-            raise ValueError(
-                f"image: expected a batched 4-D tensor of shape [B, C, H, W], got the unbatched shape "
-                f"{list(image.shape)}; add a batch dimension with image[None]"
-            )
-        check_tensor("image", image, ndim=4, dims="[B, C, H, W]")
+        check_batched("image", image, "[B, C, H, W]")
         if not (image.is_floating_point() or image.dtype == torch.uint8):
             raise TypeError(f"image: expected a floating-point or uint8 tensor, got dtype {image.dtype}")
         if image.device != unary.device:
