@@ -349,7 +349,9 @@ def test_inference_errors():
         mean_field(crf, iterations=-1)
     with pytest.raises(ValueError, match=r"init: expected shape \[B, K, H, W\]"):
         mean_field(crf, init=torch.full((1, 3, 5, 6), 1 / 3, dtype=torch.float64))
-    with pytest.raises(TypeError, match="mean_field_free_energy expects a crfkit.GridCRF, got DenseCRF"):
-        mean_field_free_energy(crf, torch.softmax(-crf.unary, 1))
+    with pytest.raises(ValueError, match=r"q: expected a tensor \[B, K, H, W\] or a non-empty list"):
+        mean_field_free_energy(crf, [])
+    with pytest.raises(ValueError, match=r"q\[1\]: expected shape \[B, K, H, W\]"):
+        mean_field_free_energy(crf, [torch.softmax(-crf.unary, 1), torch.softmax(-crf.unary[:1], 1)])
     with pytest.raises(ValueError, match=r"labels: expected values in 0..2, got min 3, max 3"):
         crf.energy(torch.full((2, 5, 6), 3))

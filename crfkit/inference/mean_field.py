@@ -220,8 +220,10 @@ def mean_field(
     return (q, trace) if history else q
 
 
-def mean_field_free_energy(model, q: torch.Tensor) -> torch.Tensor:
+def mean_field_free_energy(model, q, filter: str = "permutohedral", window: int = 11) -> torch.Tensor:
     """The variational free energy ``F(Q)`` of a product distribution, per image.
+
+    For a :class:`~crfkit.GridCRF`:
 
     .. math::
 
@@ -233,23 +235,58 @@ def mean_field_free_energy(model, q: torch.Tensor) -> torch.Tensor:
     exact for ``Q(y) = prod_p Q_p(y_p)`` (``0 log 0 = 0``); equality iff ``Q = p``, which
     needs ``p`` to factorise. Mean-field updates minimise it.
 
+    For a :class:`~crfkit.DenseCRF` the pairwise term is the one mean field actually uses:
+
+    .. math::
+
+        F(Q) = \\sum_i Q_i \\cdot \\psi_u(i) + \\tfrac12 \\sum_i Q_i \\cdot m_i(Q)
+             + \\sum_i Q_i \\cdot \\log Q_i,
+
+    with ``m_i(Q)`` the message of :func:`dense_mean_field` (each kernel's normalised filter of
+    ``Q`` times its compatibility; the pixel itself included, as pydensecrf; Potts as
+    ``-w Q~_i(k)``). ``F`` is quadratic in ``Q`` and (for a symmetric normalisation) its
+    stationary points are exactly the fixed points of the mean-field update, so it is the
+    curve to watch while iterating. With ``normalization="none"``, ``filter="exact"`` and
+    Potts kernels it equals ``KL(Q || p) - log Z`` for :meth:`DenseCRF.energy`'s model minus
+    ``sum_m (w_m / 2) (sum_{i != j} k_m(i, j) + sum_i Q_i . Q_i)`` (a constant and the self
+    terms; tested). Parallel updates are not guaranteed to decrease it (Krähenbühl & Koltun
+    2013 prove convergence for concave compatibilities).
+
     Parameters
     ----------
-    model : GridCRF
-        (A :class:`~crfkit.DenseCRF` is a ``TypeError``.)
-    q : Tensor ``[B, K, H, W]``
-        Probabilities over ``K`` (e.g. the output of :func:`mean_field`).
+    model : GridCRF or DenseCRF
+    q : Tensor ``[B, K, H, W]``, or a list of them
+        Probabilities over ``K`` (e.g. the output of :func:`mean_field`, or its history). For
+        a list, everything that depends only on the image (lattices) is built once.
+    filter, window
+        The dense filter (as :func:`dense_mean_field`); ignored for a grid.
 
     Returns
     -------
-    Tensor ``[B]``
-        Differentiable in ``q`` and the potentials. Cost O(B·E·N·K²).
+    Tensor ``[B]`` (``[T, B]`` for a list of ``T``)
+        Differentiable in ``q`` and the potentials. Cost O(B·E·N·K²) on a grid, that of one
+        filter pass per ``Q`` on a dense CRF.
     """
-    _check_model(model, "mean_field_free_energy", (GridCRF,))
-    _check_q("q", q, model)
+    _check_model(model, "mean_field_free_energy")
+    many = isinstance(q, (list, tuple))
+    qs = list(q) if many else [q]
+    if many and not qs:
+        raise ValueError("q: expected a tensor [B, K, H, W] or a non-empty list of them, got an empty list")
+    for t, qt in enumerate(qs):
+        _check_q(f"q[{t}]" if many else "q", qt, model)
+    if isinstance(model, DenseCRF):
+        messages = _DenseMessages(model, filter, window)
+        values = [_free_energy(model, qt, messages(qt)) for qt in qs]
+    else:
+        values = [_free_energy(model, qt, grid_messages(model, qt)) for qt in qs]
+    return torch.stack(values) if many else values[0]
+
+
+def _free_energy(model, q: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``<Q, unary> + <Q, m> / 2 + <Q, log Q>`` per image, from messages ``m [B, K, H, W]``."""
     unary = (q * model.unary).flatten(1).sum(1)  # [B]
     # every edge sends one message to each end, so <Q, m> counts each edge twice
-    pairwise = 0.5 * (q * grid_messages(model, q)).flatten(1).sum(1)  # [B]
+    pairwise = 0.5 * (q * m).flatten(1).sum(1)  # [B]
     neg_entropy = torch.xlogy(q, q).flatten(1).sum(1)  # [B]
     return unary + pairwise + neg_entropy
 
@@ -432,38 +469,145 @@ def dense_mean_field(
     """
     b, k, h, w = model.shape
     n = h * w
-    unary = model.unary.reshape(b, k, n).transpose(1, 2)  # [B, N, K]
-    filters = dense_filters(model, filter, window)  # lattices etc. built once, reused below
-    tables = [None if kern.compat is None else model.compat_matrix(m) for m, kern in enumerate(model.kernels)]
+    if init is not None:
+        init = _check_q("init", init, model)
+    if _fused_applies(model, filter, init):
+        return _fused_dense_mean_field(model, iterations, history, damping, init)
+    messages = _DenseMessages(model, filter, window)  # lattices etc. built once, reused below
+    neg_unary = -model.unary.reshape(b, k, n).transpose(1, 2).contiguous()  # [B, N, K], labels innermost
     if init is None:
-        q = torch.softmax(-unary, dim=-1)  # [B, N, K]
+        q = torch.softmax(neg_unary, dim=-1)  # [B, N, K]
     else:
-        q = _check_q("init", init, model).reshape(b, k, n).transpose(1, 2)  # [B, N, K]
-
-    def to_grid(values):  # [B, N, K] -> [B, K, H, W]
-        return values.transpose(1, 2).reshape(b, k, h, w)
-
-    # Potts: the message -w post * raw(pre * Q) enters a = -unary - m as + (w post) raw(pre * Q)
-    weights = [torch.as_tensor(kern.weight, dtype=unary.dtype, device=unary.device) for kern in model.kernels]
-    scales = [w if filt.post is None else w * filt.post for w, filt in zip(weights, filters)]  # [B, N, 1] or []
-    neg_unary = -unary  # [B, N, K]
+        q = init.reshape(b, k, n).transpose(1, 2)  # [B, N, K]
     trace = []
     for _ in range(iterations):
-        a = neg_unary  # [B, N, K]
-        for filt, table, scale in zip(filters, tables, scales):
-            # 1. message passing: filter Q with the normalised kernel (the pixel itself included)
-            filtered = filt.unscaled(q)  # [B, N, K], the kernel's post-normalisation still to apply
-            # 2. compatibility transform, and 3. local update a = -unary - m:
-            #    Potts as pydensecrf, m = -w [k = k'] filtered; else m = filtered (w mu) (symmetrised)
-            if table is None:
-                a = torch.addcmul(a, filtered, scale)  # a + (w post) filtered
-            else:
-                post = filtered if filt.post is None else filtered * filt.post
-                a = a - post @ table
+        # 1.-3. message passing, compatibility transform, local update a = -unary - m
+        a = neg_unary - messages.points(q)  # [B, N, K]
         # 4. normalise over labels (and damp)
         q_new = torch.softmax(a, dim=-1)  # [B, N, K]
         q = (1 - damping) * q_new + damping * q if damping else q_new
         if history:
-            trace.append(to_grid(q))
-    out = to_grid(q)
+            trace.append(messages.to_grid(q))
+    out = messages.to_grid(q)
+    return (out, trace) if history else out
+
+
+class _DenseMessages:
+    """The mean-field messages ``m(Q)`` of a :class:`~crfkit.DenseCRF`, everything that depends
+    only on the image (lattices, kernel matrices, normalisations) built once."""
+
+    def __init__(self, model: DenseCRF, filter: str, window: int) -> None:
+        self.shape = model.shape
+        self.filters = dense_filters(model, filter, window)
+        self.tables = [None if kern.compat is None else model.compat_matrix(m) for m, kern in enumerate(model.kernels)]
+        dt, dev = model.unary.dtype, model.unary.device
+        weights = [torch.as_tensor(kern.weight, dtype=dt, device=dev) for kern in model.kernels]
+        # Potts: m = -w post raw(pre Q); the post-normalisation [B, N, 1] is folded into the weight
+        self.scales = [w if filt.post is None else w * filt.post for w, filt in zip(weights, self.filters)]
+
+    def points(self, q: torch.Tensor) -> torch.Tensor:
+        """``m`` for ``q [B, N, K]`` (pixels row-major, labels innermost) -> ``[B, N, K]``."""
+        m = torch.zeros_like(q)
+        for filt, table, scale in zip(self.filters, self.tables, self.scales):
+            # 1. message passing: filter Q with the normalised kernel (the pixel itself included)
+            filtered = filt.unscaled(q)  # [B, N, K], the kernel's post-normalisation still to apply
+            # 2. compatibility transform: Potts as pydensecrf, m = -w [k = k'] filtered;
+            #    else m = filtered (w mu) (symmetrised)
+            if table is None:
+                m = torch.addcmul(m, filtered, scale, value=-1)
+            else:
+                m = m + (filtered if filt.post is None else filtered * filt.post) @ table
+        return m
+
+    def to_grid(self, values: torch.Tensor) -> torch.Tensor:
+        """``[B, N, K] -> [B, K, H, W]`` (a view with the labels innermost in memory)."""
+        b, k, h, w = self.shape
+        return values.transpose(1, 2).reshape(b, k, h, w)
+
+    def __call__(self, q: torch.Tensor) -> torch.Tensor:
+        """``m`` for ``q [B, K, H, W]`` -> ``[B, K, H, W]``."""
+        b, k, h, w = self.shape
+        return self.to_grid(self.points(q.reshape(b, k, h * w).transpose(1, 2)))
+
+
+# --------------------------------------------------------------------------------------------
+# the fused inference path: same arithmetic, no autograd, no temporaries
+# --------------------------------------------------------------------------------------------
+
+
+def _requires_grad(x) -> bool:
+    return isinstance(x, torch.Tensor) and x.requires_grad
+
+
+def _fused_applies(model: DenseCRF, filter: str, init) -> bool:
+    """The fused loop runs for the permutohedral filter whenever no gradient is asked for."""
+    if filter != "permutohedral":
+        return False
+    if not torch.is_grad_enabled():
+        return True
+    leaves = [model.unary, model.image, init] + [t for kern in model.kernels for t in (kern.weight, kern.compat)]
+    return not any(_requires_grad(t) for t in leaves)
+
+
+def _softmax_into(a: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = softmax(a)`` over the last dimension, written into ``out`` (no new allocation)."""
+    try:
+        return torch._softmax(a, -1, False, out=out)  # the out= form of torch.softmax
+    except (AttributeError, TypeError, RuntimeError):  # pragma: no cover - older/newer torch
+        return out.copy_(torch.softmax(a, -1))
+
+
+def _fused_dense_mean_field(model: DenseCRF, iterations: int, history: bool, damping: float, init):
+    """:func:`dense_mean_field` with ``filter="permutohedral"`` and no autograd, as pydensecrf
+    computes it: every ``[B N, K]`` buffer is allocated once; each kernel's normalisation and
+    Potts weight are folded into its lattice's splat and slice matrices
+    (:class:`~crfkit.permutohedral.ScaledFilter`), and its slice adds straight into the
+    logits. Same values as the autograd path up to float rounding (tested)."""
+    b, k, h, w = model.shape
+    n = h * w
+    with torch.no_grad():
+        neg_unary = model.unary.reshape(b, k, n).transpose(1, 2).neg().reshape(b * n, k).contiguous()  # [B N, K]
+        terms = []  # (scaled filter, Potts alpha or None, compat table or None)
+        ones = neg_unary.new_ones(b, n, 1)
+        for m, kern in enumerate(model.kernels):
+            lat = PermutohedralLattice(model.features(m))
+            pre = post = None
+            if model.normalization != "none":
+                total = lat.filter(ones) + 1e-20  # [B, N, 1]
+                norm = total.rsqrt() if model.normalization == "symmetric" else total.reciprocal()
+                pre = norm if model.normalization in ("symmetric", "before") else None
+                post = norm if model.normalization in ("symmetric", "after") else None
+            if kern.compat is None:  # Potts as pydensecrf: a += w post raw(pre Q)
+                terms.append((lat.scaled(pre, post), float(kern.weight), None))
+            else:  # a -= (post raw(pre Q)) @ (w mu)
+                terms.append((lat.scaled(pre, post), None, model.compat_matrix(m)))
+        if init is None:
+            q = torch.softmax(neg_unary, dim=-1)  # [B N, K]
+        else:
+            q = init.reshape(b, k, n).transpose(1, 2).reshape(b * n, k).contiguous()  # [B N, K]
+        a = torch.empty_like(neg_unary)  # logits, [B N, K]
+        filtered = torch.empty_like(neg_unary) if any(t[2] is not None for t in terms) else None
+        q_new = torch.empty_like(neg_unary) if damping else q
+        trace = []
+
+        def to_grid(values):  # [B N, K] -> [B, K, H, W]
+            return values.reshape(b, n, k).transpose(1, 2).reshape(b, k, h, w)
+
+        for _ in range(iterations):
+            base = neg_unary  # the first term writes -unary + its message into a
+            for scaled, alpha, table in terms:
+                if table is None:
+                    scaled.accumulate(q, a, alpha=alpha, base=base)
+                else:
+                    scaled.into(q, filtered)
+                    torch.addmm(base, filtered, table, alpha=-1, out=a)
+                base = a
+            if base is neg_unary:  # no kernels
+                a.copy_(neg_unary)
+            _softmax_into(a, q_new)
+            if damping:
+                q.mul_(damping).add_(q_new, alpha=1 - damping)
+            if history:
+                trace.append(to_grid(q).clone())
+        out = to_grid(q)  # a view with the labels innermost (argmax over them is fast)
     return (out, trace) if history else out
