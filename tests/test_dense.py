@@ -255,6 +255,99 @@ def test_gradients_flow_for_fast_filters(filter):
     assert weight.grad is not None and bool(torch.isfinite(weight.grad))
 
 
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("compat", (False, True))
+def test_fused_inference_path_equals_the_autograd_path(norm, compat):
+    """Without gradients mean field takes a fused path (normalisation folded into the lattice's
+    sparse matrices, buffers reused); asking for a gradient takes the plain one. Same values."""
+    g = torch.Generator().manual_seed(3)
+    table = torch.rand(3, 3, generator=g, dtype=torch.float64) if compat else None
+    kernels = (ck.GaussianKernel(sxy=2, weight=2), ck.BilateralKernel(sxy=3, srgb=60, weight=3, compat=table))
+    crf = small_model(b=2, k=3, h=7, w=9, kernels=kernels, normalization=norm)
+    unary = crf.unary.clone().requires_grad_(True)  # forces the autograd path
+    plain = ck.DenseCRF(unary, crf.image, kernels, normalization=norm)
+    init = torch.softmax(-0.5 * crf.unary, 1)
+    for damping, start in ((0.0, None), (0.3, init)):
+        q, trace = mean_field(crf, 4, history=True, damping=damping, init=start)
+        q_ref, trace_ref = mean_field(plain, 4, history=True, damping=damping, init=start)
+        assert not q.requires_grad and q_ref.requires_grad
+        for a, b in zip(trace + [q], trace_ref + [q_ref]):
+            torch.testing.assert_close(a, b.detach(), rtol=0, atol=1e-12)
+    with torch.no_grad():  # no_grad also selects the fused path
+        torch.testing.assert_close(mean_field(plain, 3), mean_field(crf, 3), rtol=0, atol=1e-12)
+    assert torch.equal(unary.detach(), crf.unary)  # nothing mutated
+
+
+def test_fused_inference_path_leaves_inputs_and_history_independent():
+    crf = small_model()
+    unary, image = crf.unary.clone(), crf.image.clone()
+    q, trace = mean_field(crf, 3, history=True)
+    assert torch.equal(crf.unary, unary) and torch.equal(crf.image, image)
+    assert len({t.data_ptr() for t in trace}) == 3  # each entry is its own tensor, not a buffer view
+    assert not torch.equal(trace[0], trace[2])
+
+
+# --------------------------------------------------------------------------------------------
+# the free energy
+# --------------------------------------------------------------------------------------------
+
+
+def _labellings(k, n):
+    return torch.tensor(list(itertools.product(range(k), repeat=n)))  # [K^N, N]
+
+
+@pytest.mark.parametrize("seed", (0, 1))
+def test_dense_free_energy_against_enumeration(seed):
+    """With exact, unnormalised Potts kernels, F(Q) = E_Q[E] - H(Q) - sum_m w_m / 2 (sum_{i != j}
+    k_m(i, j) + sum_i Q_i . Q_i), with E_Q[E] summed over every labelling of a 2 x 3 image."""
+    kernels = (ck.GaussianKernel(sxy=1.5, weight=1.5), ck.BilateralKernel(sxy=2, srgb=90, weight=2.5))
+    crf = small_model(b=1, k=2, h=2, w=3, seed=seed, kernels=kernels, normalization="none")
+    g = torch.Generator().manual_seed(seed)
+    q = torch.softmax(torch.randn(1, 2, 2, 3, generator=g, dtype=torch.float64), 1)
+    ys = _labellings(2, 6)  # [64, 6]
+    energies = torch.stack([crf.energy(y.reshape(1, 2, 3))[0] for y in ys])  # [64]
+    qp = q.reshape(2, 6).T  # [N, K]
+    prob = qp[torch.arange(6), ys].prod(1)  # [64]: Q(y)
+    expected = (prob * energies).sum() + torch.xlogy(qp, qp).sum()  # E_Q[E] - H(Q)
+    for m, kern in enumerate(kernels):
+        feats = crf.features(m)[0]  # [N, d]
+        gram = torch.exp(-0.5 * torch.cdist(feats, feats).square())
+        expected = expected - kern.weight / 2 * ((gram.sum() - 6) + (qp * qp).sum())
+    got = mean_field_free_energy(crf, q, filter="exact")
+    torch.testing.assert_close(got, expected.reshape(1), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("norm", ("symmetric", "none"))
+def test_dense_free_energy_is_stationary_at_the_mean_field_fixed_point(norm):
+    """dF/dQ_i = unary_i + m_i + log Q_i + 1: at a fixed point of the update it is the same for
+    every label (zero along the simplex)."""
+    crf = small_model(b=2, k=3, h=5, w=6, normalization=norm)
+    q = mean_field(crf, 200, damping=0.5, filter="exact")
+    q = q.detach().contiguous().requires_grad_(True)
+    (grad,) = torch.autograd.grad(mean_field_free_energy(crf, q, filter="exact").sum(), q)
+    along_simplex = grad - grad.mean(1, keepdim=True)
+    assert float(along_simplex.abs().max()) < 1e-8
+    # away from the fixed point it is not
+    q0 = torch.softmax(-crf.unary, 1).requires_grad_(True)
+    (grad0,) = torch.autograd.grad(mean_field_free_energy(crf, q0, filter="exact").sum(), q0)
+    assert float((grad0 - grad0.mean(1, keepdim=True)).abs().max()) > 1e-2
+
+
+def test_dense_free_energy_of_a_history_and_its_descent():
+    crf = small_model(b=2, k=3, h=8, w=9)
+    q0 = torch.softmax(-crf.unary, 1)
+    q, trace = mean_field(crf, 6, history=True, damping=0.5)
+    curve = mean_field_free_energy(crf, [q0] + trace)  # [T + 1, B]
+    assert curve.shape == (7, 2)
+    for t, qt in enumerate([q0] + trace):
+        torch.testing.assert_close(curve[t], mean_field_free_energy(crf, qt), rtol=0, atol=1e-12)
+    assert bool((curve[1:] <= curve[:-1] + 1e-9).all())  # damped Potts mean field descends here
+    # the filters agree on the value up to the lattice's approximation
+    torch.testing.assert_close(
+        mean_field_free_energy(crf, q, filter="exact"), mean_field_free_energy(crf, q), rtol=0.05, atol=0.5
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # energy
 # --------------------------------------------------------------------------------------------
