@@ -124,6 +124,9 @@ def gaussian_filter_exact(
 # --------------------------------------------------------------------------------------------
 
 _EMPTY = -1
+#: Simplex keys (packed remainder-0 point times (d + 1)^d plus the ranks) must stay below this;
+#: wider lattices hash every point's vertices directly (same result, slower).
+_SIMPLEX_KEY_LIMIT = 2**62
 _GOLDEN = -7046029254386353131  # 0x9E3779B97F4A7C15 as a signed int64 (Fibonacci hashing)
 
 
@@ -240,7 +243,7 @@ class ScaledFilter:
             if pre is not None:
                 pre = _point_factor("pre", pre, lat)
                 splat = torch.sparse_csr_tensor(
-                    splat.crow_indices(), splat.col_indices(), splat.values() * pre[splat.col_indices().long()],
+                    splat.crow_indices(), splat.col_indices(), splat.values() * pre.index_select(0, splat.col_indices()),
                     size=splat.shape, check_invariants=False,
                 )
             if post is not None:
@@ -402,34 +405,47 @@ def _build(features: torch.Tensor):
     x = _elevation_matrix(d, work.dtype, dev).T @ work.reshape(p, d).T  # [d + 1, P]
     # 2. nearest remainder-0 point: round each coordinate to a multiple of d + 1
     rounded = torch.round(x / d1)  # [d + 1, P]
-    residual = x - rounded * d1  # [d + 1, P]
-    # 3. rank of each residual coordinate, 0 = largest (ties: lower index first, as the C++)
-    rank = torch.stack([_count_larger(residual, i) for i in range(d1)]).long()  # [d + 1, P]
+    residual = torch.sub(x, rounded, alpha=d1)  # [d + 1, P]
+    # 3. rank of each residual coordinate, 0 = largest (ties: lower index first, as the C++);
+    #    small integers are kept in int32 (half the memory traffic of int64)
+    rank = torch.stack([_count_larger(residual, i) for i in range(d1)]).to(torch.int32)  # [d + 1, P]
     # 4. the point was rounded off H_d by sum(rounded): shift the ranks, wrap around
-    rank += rounded.sum(0).long()
-    wrap = (rank < 0).long() - (rank > d).long()  # [d + 1, P]: +1 under, -1 over
-    rank += d1 * wrap
-    rem0 = (rounded.long() + wrap) * d1  # [d + 1, P] integer remainder-0 vertex
+    rank += rounded.sum(0).to(torch.int32)
+    wrap = (rank < 0).to(torch.int32) - (rank > d).to(torch.int32)  # [d + 1, P]: +1 under, -1 over
+    rank.add_(wrap, alpha=d1)
+    rem0 = (rounded.to(torch.int32) + wrap).mul_(d1)  # [d + 1, P] integer remainder-0 vertex
+    rank = rank.long()  # scatter indices
     # 5. barycentric weights from the sorted residuals y_0 >= ... >= y_d (p. 10)
-    y = torch.zeros_like(x).scatter_(0, rank, (x - rem0) / d1)  # [d + 1, P]: y[rank_i] = v_i
+    y = torch.zeros_like(x).scatter_(0, rank, (x - rem0).div_(d1))  # [d + 1, P]: y[rank_i] = v_i
     y_rev = y.flip(0)  # y_rev[k] = y[d - k]
-    bary = torch.empty_like(x)  # [d + 1, P]: weight of the remainder-k vertex
-    bary[1:] = y_rev[1:] - y_rev[:-1]
-    bary[0] = 1 + y_rev[0] - y_rev[d]
+    bary = torch.empty(p, d1, dtype=features.dtype, device=dev)  # [P, d + 1]: weight of the remainder-k vertex
+    bary[:, 1:] = (y_rev[1:] - y_rev[:-1]).T
+    bary[:, 0] = 1 + y_rev[0] - y_rev[d]
     # 6. vertex keys: remainder-k vertex = rem0 + k - (d + 1) [rank > d - k], first d coords,
-    #    packed as base + k R - (d + 1) S_k with S_k the radices of the coords ranked > d - k
+    #    packed as base + k R - (d + 1) S_k with S_k the radices of the coords ranked > d - k.
+    #    Points with the same rem0 and ranks lie in the same simplex and share all d + 1
+    #    vertices; neighbouring pixels mostly do, so the simplices are hashed first (one key per
+    #    point) and the vertex keys computed for one representative point per simplex.
     packer = _KeyPacker(rem0[:d], b, d)
-    batch = torch.arange(b, device=dev).repeat_interleave(n)  # [P]
-    base = packer.pack(rem0[:d], batch)  # [P]
-    by_rank = torch.zeros(d1, p, dtype=torch.int64, device=dev)
-    by_rank.scatter_(0, rank[:d], packer.radix[:, None].expand(d, p))  # radix at its rank
-    s = torch.zeros(d1, p, dtype=torch.int64, device=dev)
-    torch.cumsum(by_rank.flip(0)[:d], 0, out=s[1:])  # S_k = sum of by_rank[d-k+1 .. d]
-    k = torch.arange(d1, device=dev)[:, None]
-    keys = base + k * int(packer.radix.sum()) - d1 * s  # [d + 1, P] packed vertex keys
+    base = packer.pack(rem0[:d], n)  # [P]
+    simplex_radix = d1**d  # the ranks of the first d coordinates, base d + 1
+    if packer.batch_radix * b * simplex_radix < _SIMPLEX_KEY_LIMIT:
+        code = rank[0].clone()
+        for i in range(1, d):
+            code.add_(rank[i], alpha=d1**i)
+        simplices, simplex_slots = _HashTable.of(code.add_(base, alpha=simplex_radix))  # [P] keys
+        sid = simplices.compact_ids(simplex_slots)  # [P] simplex of each point, 0..U-1
+        rep = torch.empty(simplices.num_keys, dtype=torch.int64, device=dev)
+        rep[sid] = torch.arange(p, device=dev)  # one point of each simplex
+        keys = _vertex_keys(base[rep], rank.index_select(1, rep), packer)  # [U, d + 1]
+    else:  # keys too wide to pack with the ranks: hash every point's vertices
+        sid = None
+        keys = _vertex_keys(base, rank, packer)  # [P, d + 1]
     # 7. unique vertices: hash the packed keys into dense ids 0..M-1
     table, slots = _HashTable.of(keys.reshape(-1))
-    ids = table.compact_ids(slots).reshape(d1, p)  # [d + 1, P]
+    ids = table.compact_ids(slots).to(torch.int32).reshape(-1, d1)  # [U or P, d + 1]
+    if sid is not None:
+        ids = ids[sid]  # [P, d + 1]
     # 8. blur neighbours: along direction j the next vertex is key + 1 everywhere, -d at j
     vertex_keys = table.keys_by_id()  # [M] packed keys, in id order
     m = vertex_keys.numel()
@@ -441,7 +457,20 @@ def _build(features: torch.Tensor):
     prev = torch.full((d1, m + 1), m, dtype=torch.int64, device=dev)
     prev.scatter_(1, nxt, torch.arange(m, device=dev).expand(d1, m))  # prev[j, next(i)] = i
     neighbours = torch.stack([prev[:, :m], nxt], dim=1)  # [d + 1, 2, M]
-    return ids.T.contiguous(), bary.T.to(features.dtype).contiguous(), neighbours
+    return ids, bary, neighbours
+
+
+def _vertex_keys(base: torch.Tensor, rank: torch.Tensor, packer: _KeyPacker) -> torch.Tensor:
+    """Packed keys ``[Q, d + 1]`` of the d + 1 vertices of points with packed remainder-0 keys
+    ``base [Q]`` and ranks ``rank [d + 1, Q]`` (int64): ``base + k R - (d + 1) S_k``."""
+    d1, q = rank.shape
+    d = d1 - 1
+    by_rank = torch.zeros(d1, q, dtype=torch.int64, device=rank.device)
+    by_rank.scatter_(0, rank[:d], packer.radix[:, None].expand(d, q))  # radix at its rank
+    s = torch.zeros(d1, q, dtype=torch.int64, device=rank.device)
+    torch.cumsum(by_rank.flip(0)[:d], 0, out=s[1:])  # S_k = sum of by_rank[d-k+1 .. d]
+    k = torch.arange(d1, device=rank.device)[:, None]
+    return (k * int(packer.radix.sum()) + base).sub_(s, alpha=d1).T.contiguous()  # [Q, d + 1]
 
 
 def _count_larger(residual: torch.Tensor, i: int) -> torch.Tensor:
@@ -490,9 +519,17 @@ class _KeyPacker:
             )
         self.radix = torch.tensor(radix, dtype=torch.int64, device=rem0.device)  # [d]
 
-    def pack(self, coords: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        """``coords [d, P]`` int64, ``batch [P]`` -> ``[P]`` packed keys."""
-        return ((coords - self.low[:, None]) * self.radix[:, None]).sum(0) + batch * self.batch_radix
+    def pack(self, coords: torch.Tensor, points_per_batch: int) -> torch.Tensor:
+        """``coords [d, P]`` integers of ``P = B n`` points, batch-major -> ``[P]`` packed keys."""
+        low, radix = self.low.tolist(), self.radix.tolist()
+        out = torch.zeros(coords.shape[1], dtype=torch.int64, device=coords.device)
+        for i in range(coords.shape[0]):  # one [P] pass per coordinate, no [d, P] int64 temporaries
+            out.add_(coords[i].long().sub_(low[i]), alpha=radix[i])
+        if self.batch_radix and coords.shape[1] > points_per_batch:
+            out.view(-1, points_per_batch).add_(
+                torch.arange(out.numel() // points_per_batch, device=out.device)[:, None] * self.batch_radix
+            )
+        return out
 
 
 class _HashTable:
@@ -556,6 +593,11 @@ class _HashTable:
         )
         return self.slot_id[slots]
 
+    @property
+    def num_keys(self) -> int:
+        """Distinct keys held (after :meth:`compact_ids`)."""
+        return int(self.occupied_slots.numel())
+
     def keys_by_id(self) -> torch.Tensor:
         return self.table[self.occupied_slots]
 
@@ -580,13 +622,13 @@ def _sparse_matrices(ids: torch.Tensor, bary: torch.Tensor, m: int, alpha: float
         p, d1 = ids.shape
         dev = ids.device
         index = torch.int32 if p * d1 < 2**31 else torch.int64  # int32 products are faster
+        flat_ids = ids.reshape(-1).to(index)
         crow = torch.arange(0, p * d1 + 1, d1, dtype=index, device=dev)
         slice_matrix = torch.sparse_csr_tensor(
-            crow, ids.reshape(-1).to(index), (alpha * bary).reshape(-1), size=(p, m),
-            check_invariants=False,
+            crow, flat_ids, (alpha * bary).reshape(-1), size=(p, m), check_invariants=False,
         )
         # the transpose: group the non-zeros by vertex (a stable int32 sort, once)
-        sorted_ids, order = torch.sort(ids.reshape(-1).to(index), stable=True)
+        sorted_ids, order = torch.sort(flat_ids, stable=True)
         splat_crow = torch.zeros(m + 1, dtype=index, device=dev)
         vertices = torch.arange(m, dtype=index, device=dev)
         splat_crow[1:] = torch.searchsorted(sorted_ids, vertices, right=True)  # row ends

@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from crfkit.data.photos import photo
+import crfkit.permutohedral as permutohedral
+from crfkit._validate import check_finite
 from crfkit.permutohedral import (
     PermutohedralLattice,
     gaussian_filter_exact,
@@ -186,6 +188,61 @@ def test_cuda_matches_cpu(cloud):
     cpu = lattice(features).filter(values)
     gpu = lattice(features.cuda()).filter(values.cuda())
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("features", ["cloud", "image"])
+def test_simplex_hashing_equals_hashing_every_vertex(features, cloud, monkeypatch):
+    """Points in one simplex share their vertices, so the build hashes simplices first; with
+    the simplex keys declared too wide it hashes every point's vertices. Same lattice."""
+    feats = cloud[0] if features == "cloud" else _crop_features(5, 8.0, dtype=torch.float32)
+    values = torch.rand(*feats.shape[:2], 3, generator=torch.Generator().manual_seed(2))
+    fast = lattice(feats)
+    monkeypatch.setattr(permutohedral, "_SIMPLEX_KEY_LIMIT", 0)
+    slow = lattice(feats)
+    assert fast.num_vertices == slow.num_vertices
+    torch.testing.assert_close(fast.filter(values), slow.filter(values), rtol=0, atol=1e-6)
+    for lat in (fast, slow):  # each point's d + 1 vertices are distinct
+        ids = lat.slice_matrix.col_indices().reshape(-1, feats.shape[-1] + 1)
+        assert bool((ids.sort(1).values.diff(dim=1) > 0).all())
+
+
+def test_scaled_filter_folds_the_factors(cloud):
+    features, values = cloud
+    gen = torch.Generator().manual_seed(5)
+    pre, post = torch.rand(3, 200, 1, generator=gen) + 0.5, torch.rand(3, 200, generator=gen) + 0.5
+    lat = lattice(features)
+    expected = post[..., None] * lat.filter(pre * values)  # [B, N, C]
+    scaled = lat.scaled(pre, post)
+    torch.testing.assert_close(scaled(values), expected)
+    flat, base = values.reshape(600, 4), torch.rand(600, 4, generator=gen)
+    out = torch.empty(600, 4)
+    torch.testing.assert_close(scaled.into(flat, out), expected.reshape(600, 4))
+    torch.testing.assert_close(scaled.accumulate(flat, out.clone(), alpha=-2.0, base=base), base - 2 * expected.reshape(600, 4))
+    acc = base.clone()
+    scaled.accumulate(flat, acc)  # out += ...
+    torch.testing.assert_close(acc, base + expected.reshape(600, 4))
+    torch.testing.assert_close(lat.scaled()(values), lat.filter(values))  # no factors: the filter
+    assert torch.equal(pre, pre.clone()) and torch.equal(values, cloud[1])
+    with pytest.raises(ValueError, match=r"pre: expected shape \[B, N, 1\] or \[B, N\] with B = 3, N = 200, got \[3, 199, 1\]"):
+        lat.scaled(pre[:, :199])
+    with pytest.raises(TypeError, match=r"post: expected dtype torch.float32 on cpu"):
+        lat.scaled(post=post.double())
+    bad = post.clone()
+    bad[0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"post: expected finite values, got 0 NaN and 1 inf"):
+        lat.scaled(post=bad)
+
+
+def test_check_finite_decides_by_one_sum_and_names_the_bad_values():
+    check_finite("x", torch.full((4,), 3e38))  # finite values whose float32 sum overflows: accepted
+    check_finite("x", torch.zeros(0))
+    check_finite("x", torch.tensor([1, 2]))  # integers are always finite
+    for bad, counts in ((float("nan"), "1 NaN and 0 inf"), (float("inf"), "0 NaN and 1 inf"), (-float("inf"), "0 NaN and 1 inf")):
+        x = torch.tensor([1.0, bad, 2.0])
+        with pytest.raises(ValueError, match=f"x: expected finite values, got {counts}"):
+            check_finite("x", x)
+    with pytest.raises(ValueError, match="x: expected finite values, got 1 NaN and 1 inf"):
+        check_finite("x", torch.tensor([float("inf"), float("nan")], dtype=torch.float64))
 
 
 # ---- errors ------------------------------------------------------------------------------------

@@ -566,7 +566,7 @@ def _fused_dense_mean_field(model: DenseCRF, iterations: int, history: bool, dam
     b, k, h, w = model.shape
     n = h * w
     with torch.no_grad():
-        neg_unary = model.unary.reshape(b, k, n).transpose(1, 2).neg().reshape(b * n, k).contiguous()  # [B N, K]
+        neg_unary = model.unary.reshape(b, k, n).transpose(1, 2).reshape(b * n, k).contiguous().neg_()  # [B N, K]
         terms = []  # (scaled filter, Potts alpha or None, compat table or None)
         ones = neg_unary.new_ones(b, n, 1)
         for m, kern in enumerate(model.kernels):
