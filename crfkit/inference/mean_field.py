@@ -446,6 +446,13 @@ def dense_mean_field(
     ``filter="conv"`` truncates the kernels to a ``window x window`` square: exact for the
     spatial kernel when ``window >> sxy``, a different model for a bilateral ``sxy = 80``.
 
+    When no gradient is needed (under ``torch.no_grad()``, or when nothing the model holds
+    requires grad), ``filter="permutohedral"`` runs a fused loop: each kernel's normalisation
+    and Potts weight are folded into its lattice's splat and slice matrices, the slice adds
+    straight into the logits, and every ``[N, K]`` buffer is allocated once. It computes the
+    same values (``tests/test_dense.py`` checks 1e-12 in float64) at about half the cost per
+    iteration; ``benchmarks/dense_crf.py`` times it against pydensecrf.
+
     Parameters
     ----------
     model : DenseCRF
