@@ -278,11 +278,18 @@ def test_fused_inference_path_equals_the_autograd_path(norm, compat):
     assert torch.equal(unary.detach(), crf.unary)  # nothing mutated
 
 
-def test_fused_inference_path_leaves_inputs_and_history_independent():
+@pytest.mark.parametrize("layout", ("contiguous", "labels innermost"))
+def test_fused_inference_path_leaves_inputs_and_history_independent(layout):
     crf = small_model()
+    if layout != "contiguous":  # a channels-last unary: [B, K, H, W] whose labels vary fastest
+        unary_cl = crf.unary.contiguous(memory_format=torch.channels_last)
+        crf = ck.DenseCRF(unary_cl, crf.image, crf.kernels)
+        assert crf.unary.permute(0, 2, 3, 1).is_contiguous()
     unary, image = crf.unary.clone(), crf.image.clone()
     q, trace = mean_field(crf, 3, history=True)
-    assert torch.equal(crf.unary, unary) and torch.equal(crf.image, image)
+    assert torch.equal(crf.unary, unary) and torch.equal(crf.image, image)  # after one call
+    mean_field(crf, 3)
+    assert torch.equal(crf.unary, unary)  # and after two (a sign flip twice would hide)
     assert len({t.data_ptr() for t in trace}) == 3  # each entry is its own tensor, not a buffer view
     assert not torch.equal(trace[0], trace[2])
 

@@ -573,7 +573,9 @@ def _fused_dense_mean_field(model: DenseCRF, iterations: int, history: bool, dam
     b, k, h, w = model.shape
     n = h * w
     with torch.no_grad():
-        neg_unary = model.unary.reshape(b, k, n).transpose(1, 2).reshape(b * n, k).contiguous().neg_()  # [B N, K]
+        # always a new buffer (a labels-innermost unary would make a reshape a view of the user's tensor)
+        neg_unary = torch.empty(b * n, k, dtype=model.unary.dtype, device=model.unary.device)  # [B N, K]
+        neg_unary.view(b, n, k).copy_(model.unary.reshape(b, k, n).transpose(1, 2)).neg_()
         terms = []  # (scaled filter, Potts alpha or None, compat table or None)
         ones = neg_unary.new_ones(b, n, 1)
         for m, kern in enumerate(model.kernels):
