@@ -218,3 +218,87 @@ def test_widget_redraws_in_the_browser(lab_server, tmp_path):
     assert "T = 1.00" not in after_text, after_text
     assert after_text.startswith("T = "), after_text
     assert before_img and after_img and before_img != after_img, "the figure was not redrawn"
+
+
+MEAN_FIELD_CELLS = [
+    "import torch\n"
+    "import crfkit as ck\n"
+    "from crfkit.data.photos import photo\n"
+    "\n"
+    "image = 255 * photo('astronaut', max_side=128)[:, 40:104, 40:104]  # [3, 64, 64]\n"
+    "labels = (image.mean(0) > 110).long() + (image[0] > image[2] + 30).long()  # [64, 64] in 0..2\n"
+    "gen = torch.Generator().manual_seed(0)\n"
+    "clean = torch.nn.functional.one_hot(labels, 3).permute(2, 0, 1).float() * 0.5 + 0.5 / 3\n"
+    "probs = 0.5 * clean + 0.5 * torch.rand(3, 64, 64, generator=gen)  # a noisy labelling\n"
+    "unary = -(probs / probs.sum(0)).log()  # [K, H, W]",
+    "ck.widgets.MeanFieldExplorer(image, unary, iterations=5)",
+]
+
+
+def test_mean_field_widget_redraws_in_the_browser(lab_server, tmp_path):
+    """A notebook building a MeanFieldExplorer on a 64x64 crop runs in the lab; moving its
+    iteration slider with the keyboard redraws the summary line and the figure."""
+    executable = _chromium()
+    try:
+        from playwright import sync_api as playwright
+    except ImportError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but the playwright package is missing (make setup installs it)")
+        pytest.skip("the playwright package is not installed (make setup installs it)")
+    base, token, _ = lab_server
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in MEAN_FIELD_CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    name = "mean_field.ipynb"
+    nbformat.write(nb, tmp_path / "course" / name)  # the root the lab_server fixture serves
+    shot = tmp_path / "browser_mean_field.png"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/lab/tree/{name}?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+            page.wait_for_function(
+                """(name) => {
+                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                    const k = w && w.context && w.context.path.endsWith(name) && w.sessionContext
+                              && w.sessionContext.session && w.sessionContext.session.kernel;
+                    return k && k.status === 'idle';
+                }""",
+                arg=name,
+                timeout=90_000,
+            )
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+            output = page.locator(".widget-output").first
+            page.wait_for_function(
+                """() => { const o = document.querySelector('.widget-output');
+                           return o && o.innerText.includes('t = 5/5') && o.querySelector('img'); }""",
+                timeout=120_000,
+            )
+            before_text = output.inner_text()
+            before_img = output.locator("img").first.get_attribute("src")
+
+            # the first slider of the widget is the iteration slider: focus its handle, go to t = 0
+            handle = page.locator(".widget-slider .noUi-handle").first
+            handle.scroll_into_view_if_needed()
+            handle.click()
+            handle.press("Home")
+            page.wait_for_function(
+                """() => { const o = document.querySelector('.widget-output');
+                           return o && o.innerText.includes('t = 0/5') && o.querySelector('img'); }""",
+                timeout=60_000,
+            )
+            after_text = output.inner_text()
+            after_img = output.locator("img").first.get_attribute("src")
+            page.screenshot(path=str(shot), full_page=False)
+        except Exception:
+            page.screenshot(path=str(shot), full_page=False)
+            print(f"browser screenshot at failure: {shot}")
+            raise
+        finally:
+            browser.close()
+
+    assert before_text.startswith("t = 5/5: "), before_text
+    assert after_text.startswith("t = 0/5: 0.0 % of pixels changed"), after_text
+    assert before_img and after_img and before_img != after_img, "the figure was not redrawn"
