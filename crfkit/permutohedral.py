@@ -628,10 +628,9 @@ def _sparse_matrices(ids: torch.Tensor, bary: torch.Tensor, m: int, alpha: float
             crow, flat_ids, (alpha * bary).reshape(-1), size=(p, m), check_invariants=False,
         )
         # the transpose: group the non-zeros by vertex (a stable int32 sort, once)
-        sorted_ids, order = torch.sort(flat_ids, stable=True)
+        order = torch.sort(flat_ids, stable=True).indices
         splat_crow = torch.zeros(m + 1, dtype=index, device=dev)
-        vertices = torch.arange(m, dtype=index, device=dev)
-        splat_crow[1:] = torch.searchsorted(sorted_ids, vertices, right=True)  # row ends
+        torch.cumsum(torch.bincount(flat_ids, minlength=m), 0, out=splat_crow[1:])  # row ends
         splat_matrix = torch.sparse_csr_tensor(
             splat_crow, (order // d1).to(index), bary.reshape(-1)[order], size=(m, p),
             check_invariants=False,
