@@ -259,9 +259,9 @@ def mean_field_summary(unary: torch.Tensor, q: torch.Tensor, energies, iteration
 
     Parameters
     ----------
-    unary : Tensor of shape ``[K, H, W]``
+    unary : Tensor of shape ``[K, H, W]`` or ``[1, K, H, W]``
         Unary energies of one image.
-    q : Tensor of shape ``[K, H, W]``
+    q : Tensor of shape ``[K, H, W]`` or ``[1, K, H, W]``
         The beliefs ``Q^t`` after ``t = iteration`` updates (``Q^0 = softmax(-unary)``).
     energies : sequence or Tensor of shape ``[T + 1]``
         The free energy per pixel ``F(Q^s) / (H W)`` of ``Q^0 .. Q^T``.
@@ -274,6 +274,7 @@ def mean_field_summary(unary: torch.Tensor, q: torch.Tensor, energies, iteration
         ``"t = 3/10: 12.4 % of pixels changed from the unary argmax, F = -1.2345 per pixel
         (t = 0: -0.9876)"``.
     """
+    unary = _one_image(unary)  # [K, H, W]
     values = _energies_np(energies, iteration)
     q = _one_q(q, unary)
     changed = (q.argmax(0) != unary.argmin(0)).float().mean().item()  # share of pixels

@@ -266,3 +266,17 @@ def test_mean_field_figure_rejects_bad_iteration_and_label():
         ck.widgets.mean_field_figure(image, unary, q, [0.0], 0, label=5)
     with pytest.raises(ValueError, match=r"q: expected shape \[3, 8, 8\]"):
         ck.widgets.mean_field_figure(image, unary, q[:, :2], [0.0], 0)
+
+
+def test_mean_field_summary_accepts_batched_or_unbatched_inputs():
+    g = torch.Generator().manual_seed(0)
+    unary = torch.rand(3, 5, 6, generator=g)
+    q = torch.softmax(-2 * unary, 0)
+    energies = [0.5, 0.25]
+    from crfkit.widgets import mean_field_summary
+
+    line = mean_field_summary(unary, q, energies, 1)
+    assert line == mean_field_summary(unary[None], q[None], energies, 1) == mean_field_summary(unary[None], q, energies, 1)
+    assert line.startswith("t = 1/1: 0.0 % of pixels changed") and "F = 0.2500 per pixel (t = 0: 0.5000)" in line
+    changed = torch.softmax(unary, 0)  # the opposite preference: every pixel whose argmin is unique changes
+    assert "100.0 % of pixels changed" in mean_field_summary(unary[None], changed[None], energies, 0)
