@@ -13,6 +13,7 @@ failure, so CI can never pass without it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -148,7 +149,10 @@ def test_lab_serves_the_lectures(lab_server):
         assert "JupyterLab" in r.read().decode()
 
 
-def test_widget_redraws_in_the_browser(lab_server, tmp_path):
+@contextlib.contextmanager
+def _running_notebook(lab_server, name: str, shot: Path):
+    """Headless Chromium on the lab's notebook ``name``: waits for its kernel, runs all cells,
+    yields the page; screenshots to ``shot`` (also on failure, path printed) and closes."""
     executable = _chromium()
     try:
         from playwright import sync_api as playwright
@@ -156,56 +160,26 @@ def test_widget_redraws_in_the_browser(lab_server, tmp_path):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI=true but the playwright package is missing (make setup installs it)")
         pytest.skip("the playwright package is not installed (make setup installs it)")
-    base, token, name = lab_server
-    shot = tmp_path / "browser.png"
+    base, token, _ = lab_server
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{base}/lab/tree/{name}?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-            # wait until the kernel is up (autoStartDefaultKernel: no dialog), then run all cells
+            # wait until this notebook's kernel is up (autoStartDefaultKernel: no dialog), then run all
             page.wait_for_function(
-                """() => {
+                """(name) => {
                     const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                    const k = w && w.sessionContext && w.sessionContext.session
-                              && w.sessionContext.session.kernel;
+                    const k = w && w.context && w.context.path.endsWith(name) && w.sessionContext
+                              && w.sessionContext.session && w.sessionContext.session.kernel;
                     return k && k.status === 'idle';
                 }""",
+                arg=name.split("/")[-1],
                 timeout=90_000,
             )
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-
-            slider = page.locator(".widget-slider .noUi-handle").first
-            slider.wait_for(timeout=120_000)
-            output = page.locator(".widget-output").first
-            page.wait_for_function(
-                """() => { const o = document.querySelector('.widget-output');
-                           return o && o.innerText.includes('T = 1.00') && o.querySelector('img'); }""",
-                timeout=60_000,
-            )
-            before_text = output.inner_text()
-            before_img = output.locator("img").first.get_attribute("src")
-
-            # drag the slider handle to the right, as a person would
-            slider.scroll_into_view_if_needed()
-            box = slider.bounding_box()
-            assert box is not None, "the slider handle is not rendered"
-            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            page.mouse.move(x, y)
-            page.mouse.down()
-            page.mouse.move(x + 60, y, steps=8)
-            page.mouse.up()
-
-            page.wait_for_function(
-                """(old) => { const o = document.querySelector('.widget-output');
-                              return o && o.innerText.includes('T = ') && o.innerText !== old
-                                     && o.querySelector('img'); }""",
-                arg=before_text,
-                timeout=60_000,
-            )
-            after_text = output.inner_text()
-            after_img = output.locator("img").first.get_attribute("src")
+            yield page
             page.screenshot(path=str(shot), full_page=False)
         except Exception:
             page.screenshot(path=str(shot), full_page=False)
@@ -213,6 +187,40 @@ def test_widget_redraws_in_the_browser(lab_server, tmp_path):
             raise
         finally:
             browser.close()
+
+
+def test_widget_redraws_in_the_browser(lab_server, tmp_path):
+    with _running_notebook(lab_server, lab_server[2], tmp_path / "browser.png") as page:
+        slider = page.locator(".widget-slider .noUi-handle").first
+        slider.wait_for(timeout=120_000)
+        output = page.locator(".widget-output").first
+        page.wait_for_function(
+            """() => { const o = document.querySelector('.widget-output');
+                       return o && o.innerText.includes('T = 1.00') && o.querySelector('img'); }""",
+            timeout=60_000,
+        )
+        before_text = output.inner_text()
+        before_img = output.locator("img").first.get_attribute("src")
+
+        # drag the slider handle to the right, as a person would
+        slider.scroll_into_view_if_needed()
+        box = slider.bounding_box()
+        assert box is not None, "the slider handle is not rendered"
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 60, y, steps=8)
+        page.mouse.up()
+
+        page.wait_for_function(
+            """(old) => { const o = document.querySelector('.widget-output');
+                          return o && o.innerText.includes('T = ') && o.innerText !== old
+                                 && o.querySelector('img'); }""",
+            arg=before_text,
+            timeout=60_000,
+        )
+        after_text = output.inner_text()
+        after_img = output.locator("img").first.get_attribute("src")
 
     assert "T = 1.00" in before_text
     assert "T = 1.00" not in after_text, after_text
@@ -238,66 +246,33 @@ MEAN_FIELD_CELLS = [
 def test_mean_field_widget_redraws_in_the_browser(lab_server, tmp_path):
     """A notebook building a MeanFieldExplorer on a 64x64 crop runs in the lab; moving its
     iteration slider with the keyboard redraws the summary line and the figure."""
-    executable = _chromium()
-    try:
-        from playwright import sync_api as playwright
-    except ImportError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but the playwright package is missing (make setup installs it)")
-        pytest.skip("the playwright package is not installed (make setup installs it)")
-    base, token, _ = lab_server
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in MEAN_FIELD_CELLS]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     name = "mean_field.ipynb"
     nbformat.write(nb, tmp_path / "course" / name)  # the root the lab_server fixture serves
-    shot = tmp_path / "browser_mean_field.png"
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{base}/lab/tree/{name}?token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-            page.wait_for_function(
-                """(name) => {
-                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                    const k = w && w.context && w.context.path.endsWith(name) && w.sessionContext
-                              && w.sessionContext.session && w.sessionContext.session.kernel;
-                    return k && k.status === 'idle';
-                }""",
-                arg=name,
-                timeout=90_000,
-            )
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    with _running_notebook(lab_server, name, tmp_path / "browser_mean_field.png") as page:
+        output = page.locator(".widget-output").first
+        page.wait_for_function(
+            """() => { const o = document.querySelector('.widget-output');
+                       return o && o.innerText.includes('t = 5/5') && o.querySelector('img'); }""",
+            timeout=120_000,
+        )
+        before_text = output.inner_text()
+        before_img = output.locator("img").first.get_attribute("src")
 
-            output = page.locator(".widget-output").first
-            page.wait_for_function(
-                """() => { const o = document.querySelector('.widget-output');
-                           return o && o.innerText.includes('t = 5/5') && o.querySelector('img'); }""",
-                timeout=120_000,
-            )
-            before_text = output.inner_text()
-            before_img = output.locator("img").first.get_attribute("src")
-
-            # the first slider of the widget is the iteration slider: focus its handle, go to t = 0
-            handle = page.locator(".widget-slider .noUi-handle").first
-            handle.scroll_into_view_if_needed()
-            handle.click()
-            handle.press("Home")
-            page.wait_for_function(
-                """() => { const o = document.querySelector('.widget-output');
-                           return o && o.innerText.includes('t = 0/5') && o.querySelector('img'); }""",
-                timeout=60_000,
-            )
-            after_text = output.inner_text()
-            after_img = output.locator("img").first.get_attribute("src")
-            page.screenshot(path=str(shot), full_page=False)
-        except Exception:
-            page.screenshot(path=str(shot), full_page=False)
-            print(f"browser screenshot at failure: {shot}")
-            raise
-        finally:
-            browser.close()
+        # the first slider of the widget is the iteration slider: focus its handle, go to t = 0
+        handle = page.locator(".widget-slider .noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        handle.click()
+        handle.press("Home")
+        page.wait_for_function(
+            """() => { const o = document.querySelector('.widget-output');
+                       return o && o.innerText.includes('t = 0/5') && o.querySelector('img'); }""",
+            timeout=60_000,
+        )
+        after_text = output.inner_text()
+        after_img = output.locator("img").first.get_attribute("src")
 
     assert before_text.startswith("t = 5/5: "), before_text
     assert after_text.startswith("t = 0/5: 0.0 % of pixels changed"), after_text
