@@ -259,18 +259,11 @@ class ScaledFilter:
         """Splat and blur ``values [B N, C]`` (contiguous) into a reused ``[M, C]`` buffer."""
         m, c = self.lattice.num_vertices, values.shape[-1]
         if c not in self._buffers:
-            new = lambda: values.new_zeros(m + 1, c)  # noqa: E731  row M: the missing neighbour, 0
-            self._buffers[c] = (new(), new(), values.new_empty(m, c), values.new_empty(m, c))
-        cur, nxt, prev_vals, next_vals = self._buffers[c]
-        torch.addmm(cur[:m], self.splat_matrix, values, beta=0, out=cur[:m])  # splat, [M, C]
-        for j in range(self.lattice.dim + 1):  # blur: v <- v + (v[prev] + v[next]) / 2
-            torch.index_select(cur, 0, self.lattice.neighbours[j, 0], out=prev_vals)
-            torch.index_select(cur, 0, self.lattice.neighbours[j, 1], out=next_vals)
-            prev_vals += next_vals
-            torch.add(cur[:m], prev_vals, alpha=0.5, out=nxt[:m])
-            cur, nxt = nxt, cur
-        self._buffers[c] = (cur, nxt, prev_vals, next_vals)
-        return cur[:m]
+            self._buffers[c] = _blur_buffers(values, m, c)
+        first = self._buffers[c][0]
+        torch.addmm(first[:m], self.splat_matrix, values, beta=0, out=first[:m])  # splat, [M, C]
+        self._buffers[c] = _blur_in_place(self._buffers[c], self.lattice.neighbours, reverse=False)
+        return self._buffers[c][0][:m]
 
     def accumulate(
         self, values: torch.Tensor, out: torch.Tensor, alpha: float = 1.0, base: torch.Tensor | None = None
@@ -370,11 +363,22 @@ class _Blur(torch.autograd.Function):
 def _blur(lattice_values: torch.Tensor, neighbours: torch.Tensor, reverse: bool) -> torch.Tensor:
     """``v <- v + (v[prev] + v[next]) / 2`` along each lattice direction; ``[M, C]``."""
     m, c = lattice_values.shape
-    cur = lattice_values.new_zeros(m + 1, c)  # row M: the missing neighbour, always 0
-    cur[:m] = lattice_values
-    nxt = lattice_values.new_zeros(m + 1, c)
-    prev_vals = lattice_values.new_empty(m, c)
-    next_vals = lattice_values.new_empty(m, c)
+    buffers = _blur_buffers(lattice_values, m, c)
+    buffers[0][:m] = lattice_values
+    return _blur_in_place(buffers, neighbours, reverse)[0][:m]
+
+
+def _blur_buffers(like: torch.Tensor, m: int, c: int) -> tuple[torch.Tensor, ...]:
+    """``(cur, nxt, prev, next)``: two ``[M + 1, C]`` ping-pong buffers whose row ``M`` (the
+    missing neighbour) is 0, and two ``[M, C]`` scratch buffers."""
+    return like.new_zeros(m + 1, c), like.new_zeros(m + 1, c), like.new_empty(m, c), like.new_empty(m, c)
+
+
+def _blur_in_place(buffers, neighbours: torch.Tensor, reverse: bool) -> tuple[torch.Tensor, ...]:
+    """Blur the values in ``buffers[0][:M]``; returns the buffers reordered so that the result
+    is again in the first one."""
+    cur, nxt, prev_vals, next_vals = buffers
+    m = prev_vals.shape[0]
     order = range(neighbours.shape[0] - 1, -1, -1) if reverse else range(neighbours.shape[0])
     for j in order:
         torch.index_select(cur, 0, neighbours[j, 0], out=prev_vals)  # [M, C]
@@ -382,7 +386,7 @@ def _blur(lattice_values: torch.Tensor, neighbours: torch.Tensor, reverse: bool)
         prev_vals += next_vals
         torch.add(cur[:m], prev_vals, alpha=0.5, out=nxt[:m])
         cur, nxt = nxt, cur
-    return cur[:m]
+    return cur, nxt, prev_vals, next_vals
 
 
 # --------------------------------------------------------------------------------------------

@@ -577,19 +577,15 @@ def _fused_dense_mean_field(model: DenseCRF, iterations: int, history: bool, dam
         neg_unary = torch.empty(b * n, k, dtype=model.unary.dtype, device=model.unary.device)  # [B N, K]
         neg_unary.view(b, n, k).copy_(model.unary.reshape(b, k, n).transpose(1, 2)).neg_()
         terms = []  # (scaled filter, Potts alpha or None, compat table or None)
-        ones = neg_unary.new_ones(b, n, 1)
+        like = neg_unary.new_empty(b, n, 1)
         for m, kern in enumerate(model.kernels):
             lat = PermutohedralLattice(model.features(m))
-            pre = post = None
-            if model.normalization != "none":
-                total = lat.filter(ones) + 1e-20  # [B, N, 1]
-                norm = total.rsqrt() if model.normalization == "symmetric" else total.reciprocal()
-                pre = norm if model.normalization in ("symmetric", "before") else None
-                post = norm if model.normalization in ("symmetric", "after") else None
+            norm = _NormalisedFilter(lat.filter, model.normalization, like)  # its pre/post factors
+            scaled = lat.scaled(norm.pre, norm.post)
             if kern.compat is None:  # Potts as pydensecrf: a += w post raw(pre Q)
-                terms.append((lat.scaled(pre, post), float(kern.weight), None))
+                terms.append((scaled, float(kern.weight), None))
             else:  # a -= (post raw(pre Q)) @ (w mu)
-                terms.append((lat.scaled(pre, post), None, model.compat_matrix(m)))
+                terms.append((scaled, None, model.compat_matrix(m)))
         if init is None:
             q = torch.softmax(neg_unary, dim=-1)  # [B N, K]
         else:
