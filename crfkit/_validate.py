@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Hashable
+
 import torch
 
 
@@ -62,3 +66,120 @@ def check_batched(name: str, value: object, dims: str, *, floating: bool | None 
 
 def _of(dims: str) -> str:
     return f" of shape {dims}" if dims else ""
+
+
+# --------------------------------------------------------------------------------------------
+# numbers and choices: a wrong *kind* of value is a TypeError, a wrong *value* a ValueError
+# --------------------------------------------------------------------------------------------
+
+
+def check_int(name: str, value: object, *, minimum: int | None = None, maximum: int | None = None,
+              odd: bool = False) -> int:
+    """Return ``value`` as an ``int`` (NumPy integers accepted), else raise.
+
+    ``TypeError`` for anything that is not an integer (``True``, ``1.5``, ``"3"``);
+    ``ValueError`` for an integer below ``minimum``, above ``maximum`` or (``odd``) even.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected {_bounds(minimum, maximum, odd)}, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum) or (odd and value % 2 == 0):
+        raise ValueError(f"{name}: expected {_bounds(minimum, maximum, odd)}, got {value}")
+    return value
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """:func:`check_int` with ``minimum=1``."""
+    return check_int(name, value, minimum=1)
+
+
+def check_real(name: str, value: object, *, minimum: float | None = None, maximum: float | None = None,
+               open_minimum: bool = False, open_maximum: bool = False) -> float:
+    """Return ``value`` as a finite ``float`` in the given interval, else raise.
+
+    ``TypeError`` for a non-number (a bool, a string, a tensor); ``ValueError`` for NaN, inf or a
+    number outside ``[minimum, maximum]`` (an end is excluded with ``open_minimum`` / ``open_maximum``).
+    """
+    interval = _interval(minimum, maximum, open_minimum, open_maximum)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a finite number{interval}, got {type(value).__name__} {value!r}")
+    x = float(value)
+    below = minimum is not None and (x <= minimum if open_minimum else x < minimum)
+    above = maximum is not None and (x >= maximum if open_maximum else x > maximum)
+    if not math.isfinite(x) or below or above:
+        raise ValueError(f"{name}: expected a finite number{interval}, got {value!r}")
+    return x
+
+
+def check_probability(name: str, value: object, *, below_one: bool = True) -> float:
+    """A number in ``[0, 1)`` (``[0, 1]`` with ``below_one=False``), e.g. a damping or a dropout rate."""
+    return check_real(name, value, minimum=0.0, maximum=1.0, open_maximum=below_one)
+
+
+def check_choice(name: str, value: object, choices: tuple) -> object:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
+    if isinstance(value, Hashable) and value in choices:
+        return value
+    raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
+
+
+def check_instance(name: str, value: object, types: type | tuple[type, ...], fn: str | None = None) -> object:
+    """Return ``value`` if it is an instance of ``types``, else raise ``TypeError``.
+
+    ``fn`` names the function that refused it: ``"crf: exact expects a crfkit.GridCRF, got dict"``.
+    """
+    types = types if isinstance(types, tuple) else (types,)
+    if isinstance(value, types):
+        return value
+    names = " or ".join(f"{t.__module__.split('.')[0]}.{t.__name__}" for t in types)
+    who = f"{fn} expects" if fn else "expected"
+    raise TypeError(f"{name}: {who} a {names}, got {type(value).__name__}")
+
+
+def check_label_range(name: str, labels: torch.Tensor, num_labels: int, ignore_index: int | None = None) -> None:
+    """Raise ``ValueError`` unless every label is in ``0..num_labels-1`` (or is ``ignore_index``)."""
+    valid = labels != ignore_index if ignore_index is not None else torch.ones_like(labels, dtype=torch.bool)
+    values = labels[valid]
+    if values.numel() == 0:
+        return
+    lo, hi = int(values.min()), int(values.max())
+    if lo < 0 or hi >= num_labels:
+        ign = f" or {ignore_index} (ignore)" if ignore_index is not None else ""
+        hint = " (the ignore label 255 has no energy: give every pixel a label)" if ignore_index is None and hi == 255 else ""
+        raise ValueError(
+            f"{name}: expected values in 0..{num_labels - 1} (K = {num_labels}){ign}, got range [{lo}, {hi}]{hint}"
+        )
+
+
+def check_simplex(name: str, q: torch.Tensor, dim: int = 1, atol: float = 1e-4) -> torch.Tensor:
+    """Raise ``ValueError`` unless ``q`` holds finite probabilities that sum to 1 over ``dim``."""
+    check_finite(name, q)
+    values = q.detach()
+    if values.numel() and float(values.min()) < 0:
+        raise ValueError(f"{name}: expected probabilities >= 0, got a minimum of {float(values.min()):.3g}")
+    worst = float((values.sum(dim) - 1).abs().max()) if values.numel() else 0.0
+    if worst > atol:
+        raise ValueError(f"{name}: expected probabilities that sum to 1 over dimension {dim}, off by {worst:.3g}")
+    return q
+
+
+def _bounds(minimum, maximum, odd) -> str:
+    """``"an int"``, ``"an odd int >= 1"``, ``"an int in 0..9"``."""
+    kind = "an odd int" if odd else "an int"
+    if minimum is not None and maximum is not None:
+        return f"{kind} in {minimum}..{maximum}"
+    if minimum is not None:
+        return f"{kind} >= {minimum}"
+    if maximum is not None:
+        return f"{kind} <= {maximum}"
+    return kind
+
+
+def _interval(minimum, maximum, open_minimum, open_maximum) -> str:
+    if minimum is None and maximum is None:
+        return ""
+    if maximum is None:
+        return f" {'>' if open_minimum else '>='} {minimum:g}"
+    if minimum is None:
+        return f" {'<' if open_maximum else '<='} {maximum:g}"
+    return f" in {'(' if open_minimum else '['}{minimum:g}, {maximum:g}{')' if open_maximum else ']'}"

@@ -40,8 +40,9 @@ import operator
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
-from crfkit._validate import check_batched, check_finite, check_tensor
+from crfkit._validate import check_batched, check_finite, check_label_range, check_tensor
 
 __all__ = ["GridCRF", "potts", "FOUR_CONNECTED", "EIGHT_CONNECTED"]
 
@@ -279,6 +280,53 @@ class GridCRF:
         h, w = self.shape[2:]
         return sum(max(h - abs(dy), 0) * max(w - abs(dx), 0) for dy, dx in self.offsets)
 
+    def source_tables(self, e: int) -> torch.Tensor:
+        """The tables of edge class ``e`` at its source window, ``[B', K, K, h' or 1, w' or 1]``.
+
+        :meth:`edge_table` cropped to the sources of :meth:`edge_slices` (broadcast, size-1
+        axes left alone), so that entry ``[..., a, c]`` is the table of the edge whose ends are
+        ``source[a, c]`` and ``target[a, c]``.
+        """
+        (rows, cols), _ = self.edge_slices(e)
+        table = self.edge_table(e)  # [B', K, K, H', W']
+        if table.shape[-2] > 1:
+            table = table[..., rows, :]
+        if table.shape[-1] > 1:
+            table = table[..., cols]
+        return table  # [B', K, K, h' or 1, w' or 1]
+
+    def place(self, values: torch.Tensor, window: tuple[slice, slice]) -> torch.Tensor:
+        """Zero-pad ``values [B, C, h', w']`` on a window ``(rows, cols)`` back to ``[B, C, H, W]``.
+
+        The inverse of ``x[:, :, rows, cols]``: what an algorithm computed per edge end (a
+        message, a belief) goes back to its pixels.
+        """
+        rows, cols = window
+        h, w = self.shape[2:]
+        return F.pad(values, (cols.start, w - cols.stop, rows.start, h - rows.stop))  # [B, C, H, W]
+
+    def colour_classes(self) -> list[torch.Tensor]:
+        """Boolean masks ``[1, 1, H, W]`` of pixel classes that share no edge (a proper colouring).
+
+        Every pixel is in exactly one class, and no edge joins two pixels of one class, so the
+        pixels of a class can be updated at once given the rest (checkerboard mean field, parallel
+        Gibbs sampling). If every offset has odd ``|dy| + |dx|`` (4-connectivity), the two
+        checkerboard classes ``(i + j) mod 2``; otherwise the ``(m+1)(n+1)`` classes
+        ``(i mod (m+1), j mod (n+1))`` with ``m = max |dy|`` and ``n = max |dx|``: two pixels of
+        one class differ by a multiple of ``m+1`` rows and of ``n+1`` columns, so by no offset.
+        """
+        _, _, h, w = self.shape
+        dev = self.unary.device
+        i = torch.arange(h, device=dev)[:, None]  # [H, 1]
+        j = torch.arange(w, device=dev)[None, :]  # [1, W]
+        if all((abs(dy) + abs(dx)) % 2 == 1 for dy, dx in self.offsets):
+            colour, n_colours = (i + j) % 2, 2  # [H, W]
+        else:
+            m = max(abs(dy) for dy, _ in self.offsets) + 1
+            n = max(abs(dx) for _, dx in self.offsets) + 1
+            colour, n_colours = (i % m) * n + (j % n), m * n  # [H, W]
+        return [(colour == c)[None, None] for c in range(n_colours)]
+
     # -- energy -----------------------------------------------------------------------------
 
     def energy(self, labels: torch.Tensor) -> torch.Tensor:
@@ -298,26 +346,61 @@ class GridCRF:
             Differentiable in ``unary`` and ``pairwise``. Cost O(B·(N + #edges)).
         """
         b, k, h, w = self.shape
-        check_tensor("labels", labels, ndim=3, dtype=torch.int64, dims="[B, H, W]")
-        if tuple(labels.shape) != (b, h, w):
-            raise ValueError(f"labels: expected shape [B, H, W] = {[b, h, w]}, got {list(labels.shape)}")
-        if labels.device != self.unary.device:
-            raise ValueError(f"labels: expected device {self.unary.device} (that of unary), got {labels.device}")
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or hi >= k:
-            hint = " (the ignore label 255 has no energy: give every pixel a label)" if hi == 255 else ""
-            raise ValueError(f"labels: expected values in 0..{k - 1} (K = {k}), got range [{lo}, {hi}]{hint}")
+        self._check_labels("labels", labels, (b, h, w), "[B, H, W]")
+        return self._energies(labels[:, None])[:, 0]  # [B]
 
-        total = self.unary.gather(1, labels.unsqueeze(1)).flatten(1).sum(1)  # [B]
+    def energies(self, labellings: torch.Tensor) -> torch.Tensor:
+        """The energies of many labellings under every image of the batch.
+
+        Parameters
+        ----------
+        labellings : Tensor of shape ``[S, H, W]``, int64
+            ``S`` labellings (values in ``0..K-1``), e.g. samples or an enumeration.
+
+        Returns
+        -------
+        Tensor of shape ``[B, S]``
+            ``E_b(y_s)``: labelling ``s`` under the potentials of image ``b``. Differentiable in
+            ``unary`` and ``pairwise``. Cost O(B·S·(N + #edges)) time and memory.
+        """
+        _, _, h, w = self.shape
+        if isinstance(labellings, torch.Tensor) and labellings.dim() == 3 and labellings.shape[1:] != (h, w):
+            raise ValueError(f"labellings: expected shape [S, H, W] = [S, {h}, {w}], got {list(labellings.shape)}")
+        self._check_labels("labellings", labellings, None, "[S, H, W]")
+        return self._energies(labellings[None])  # [B, S]
+
+    def _check_labels(self, name: str, labels, shape, dims: str) -> None:
+        check_tensor(name, labels, ndim=3, dtype=torch.int64, dims=dims)
+        if shape is not None and tuple(labels.shape) != shape:
+            raise ValueError(f"{name}: expected shape {dims} = {list(shape)}, got {list(labels.shape)}")
+        if labels.device != self.unary.device:
+            raise ValueError(f"{name}: expected device {self.unary.device} (that of unary), got {labels.device}")
+        if labels.numel():
+            check_label_range(name, labels, self.num_labels)
+
+    def _energies(self, y: torch.Tensor) -> torch.Tensor:
+        """``E`` of labellings ``y [B or 1, S, H, W]`` under each image: ``[B, S]`` (checked input)."""
+        b, _, h, w = self.shape
+        dev = y.device
+
+        def index(n: int, size: int, window: slice | None = None) -> torch.Tensor:
+            # indices into an axis of a table that is either full (size n) or broadcast (size 1)
+            if size == 1:
+                return torch.zeros(1, dtype=torch.long, device=dev)
+            return torch.arange(n, device=dev) if window is None else torch.arange(window.start, window.stop, device=dev)
+
+        bi = index(b, self.unary.shape[0])[:, None, None, None]  # [B, 1, 1, 1]
+        rows, cols = index(h, h)[None, None, :, None], index(w, w)[None, None, None, :]
+        total = self.unary[bi, y, rows, cols].flatten(2).sum(-1)  # [B, S]
         for e in range(self.num_edge_classes):
             (sr, sc), (dr, dc) = self.edge_slices(e)
-            y_src, y_dst = labels[:, sr, sc], labels[:, dr, dc]  # [B, h', w'] each
+            y_src, y_dst = y[..., sr, sc], y[..., dr, dc]  # [B or 1, S, h', w'] each
             if y_src.numel() == 0:
-                continue
+                continue  # no edge of this class on the grid
             table = self.edge_table(e)  # [B', K, K, H', W']
-            bi = torch.arange(b, device=labels.device) if table.shape[0] > 1 else torch.zeros(b, dtype=torch.long, device=labels.device)
-            rows = torch.arange(sr.start, sr.stop, device=labels.device) if table.shape[3] > 1 else torch.zeros(1, dtype=torch.long, device=labels.device)
-            cols = torch.arange(sc.start, sc.stop, device=labels.device) if table.shape[4] > 1 else torch.zeros(1, dtype=torch.long, device=labels.device)
-            picked = table[bi[:, None, None], y_src, y_dst, rows[None, :, None], cols[None, None, :]]  # [B, h', w']
-            total = total + picked.flatten(1).sum(1)  # [B]
-        return total
+            bt = index(b, table.shape[0])[:, None, None, None]  # [B' , 1, 1, 1]
+            rt = index(h, table.shape[3], sr)[None, None, :, None]  # [1, 1, h' or 1, 1]
+            ct = index(w, table.shape[4], sc)[None, None, None, :]  # [1, 1, 1, w' or 1]
+            picked = table[bt, y_src, y_dst, rt, ct]  # [B, S, h', w']
+            total = total + picked.flatten(2).sum(-1)  # [B, S]
+        return total.expand(b, -1) if total.shape[0] != b else total

@@ -30,13 +30,12 @@ References
 
 from __future__ import annotations
 
-import math
-import numbers
+import warnings
 from dataclasses import dataclass
 
 import torch
 
-from crfkit._validate import check_batched, check_finite, check_tensor
+from crfkit._validate import check_batched, check_choice, check_finite, check_instance, check_label_range, check_real, check_tensor
 
 __all__ = ["DenseCRF", "GaussianKernel", "BilateralKernel", "NORMALIZATIONS"]
 
@@ -49,9 +48,7 @@ MAX_ENERGY_PIXELS = 16384
 
 
 def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-    return float(value)
+    return check_real(name, value, minimum=0.0, open_minimum=True)
 
 
 def _check_weight(value):
@@ -63,9 +60,7 @@ def _check_weight(value):
             )
         check_finite("weight", value)
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"weight: expected a finite number, got {value!r}")
-    return float(value)
+    return check_real("weight", value)
 
 
 def _check_compat(value):
@@ -155,6 +150,28 @@ def _positions(image: torch.Tensor) -> torch.Tensor:
     return torch.stack([x.reshape(-1), y.reshape(-1)], dim=-1).expand(b, h * w, 2)  # [B, N, 2]
 
 
+def _warn_if_unit_range(image: torch.Tensor, kernels) -> None:
+    """Warn when a bilateral kernel meets an image whose colours all lie in ``0..1``.
+
+    ``srgb`` is in the units of the image, and the literature's ``srgb = 13`` assumes 0..255:
+    on a 0..1 image every colour difference is below ``1/13`` of a standard deviation, so the
+    bilateral kernel silently becomes a second Gaussian (spatial-only) kernel.
+    """
+    bilateral = [kern for kern in kernels if isinstance(kern, BilateralKernel)]
+    if not bilateral or image.dtype == torch.uint8:
+        return
+    lo, hi = float(image.min()), float(image.max())
+    if lo >= 0.0 and hi <= 1.0 and any(kern.srgb > 2 * hi for kern in bilateral):
+        srgb = min(kern.srgb for kern in bilateral)
+        warnings.warn(
+            f"image: every value lies in [{lo:.3g}, {hi:.3g}], but srgb = {srgb:g} is in the units of the image "
+            "(0..255 in the literature), so the bilateral kernel hardly sees colour and acts as a spatial "
+            "one. Pass image * 255, or scale srgb to the image's range (srgb / 255).",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 class DenseCRF:
     """A fully connected CRF on the pixels of an image (Krähenbühl & Koltun 2011).
 
@@ -222,11 +239,7 @@ class DenseCRF:
             kernels = (kernels,)
         kernels = tuple(kernels)
         for i, kern in enumerate(kernels):
-            if not isinstance(kern, KERNEL_TYPES):
-                raise TypeError(
-                    f"kernels[{i}]: expected a crfkit.GaussianKernel or crfkit.BilateralKernel, "
-                    f"got {type(kern).__name__}"
-                )
+            check_instance(f"kernels[{i}]", kern, KERNEL_TYPES)
             if kern.compat is not None:
                 if tuple(kern.compat.shape) != (k, k):
                     raise ValueError(
@@ -238,8 +251,8 @@ class DenseCRF:
                         f"kernels[{i}].compat: expected device {unary.device} (that of unary), "
                         f"got {kern.compat.device}"
                     )
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization: expected one of {NORMALIZATIONS}, got {normalization!r}")
+        check_choice("normalization", normalization, NORMALIZATIONS)
+        _warn_if_unit_range(image, kernels)
 
         self.unary = unary
         self.image = image.to(unary.dtype)
@@ -294,10 +307,7 @@ class DenseCRF:
             raise ValueError(f"labels: expected shape [B, H, W] = {[b, h, w]}, got {list(labels.shape)}")
         if labels.device != self.unary.device:
             raise ValueError(f"labels: expected device {self.unary.device} (that of unary), got {labels.device}")
-        if int(labels.min()) < 0 or int(labels.max()) >= k:
-            raise ValueError(
-                f"labels: expected values in 0..{k - 1}, got min {int(labels.min())}, max {int(labels.max())}"
-            )
+        check_label_range("labels", labels, k)
         n = h * w
         if n > MAX_ENERGY_PIXELS:
             raise ValueError(

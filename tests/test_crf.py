@@ -221,3 +221,62 @@ def test_energy_label_errors():
         crf.energy(torch.zeros(2, 4, 5, dtype=torch.int32))
     with pytest.raises(ValueError, match="labels: expected a 3-D tensor"):
         crf.energy(torch.zeros(4, 5, dtype=torch.long))
+
+
+@pytest.mark.parametrize("kind", ["2d", "3d", "6d"])
+def test_energies_of_many_labellings_equal_the_energy_of_each(kind):
+    gen = torch.Generator().manual_seed(7)
+    b, k, h, w = 2, 3, 3, 4
+    offsets = ((0, 1), (1, 0), (1, -1))
+    shapes = {"2d": (k, k), "3d": (len(offsets), k, k), "6d": (b, len(offsets), k, k, h, w)}
+    crf = ck.GridCRF(torch.randn(b, k, h, w, generator=gen, dtype=torch.float64),
+                     torch.randn(*shapes[kind], generator=gen, dtype=torch.float64), offsets)
+    ys = torch.randint(0, k, (5, h, w), generator=gen)  # [S, H, W]
+    got = crf.energies(ys)  # [B, S]
+    assert got.shape == (b, 5)
+    for s in range(5):
+        torch.testing.assert_close(got[:, s], crf.energy(ys[s].expand(b, h, w).contiguous()), rtol=0, atol=1e-12)
+
+
+def test_energies_errors():
+    crf = ck.GridCRF(torch.zeros(1, 3, 2, 2), ck.potts(3))
+    with pytest.raises(ValueError, match=r"labellings: expected shape \[S, H, W\] = \[S, 2, 2\], got \[4, 2, 3\]"):
+        crf.energies(torch.zeros(4, 2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"labellings: expected values in 0..2 \(K = 3\), got range \[0, 3\]"):
+        crf.energies(torch.tensor([[[0, 3], [0, 0]]]))
+    with pytest.raises(TypeError, match="labellings: expected dtype torch.int64"):
+        crf.energies(torch.zeros(1, 2, 2, dtype=torch.int32))
+
+
+def test_source_tables_and_place_are_the_windows_of_each_edge_class():
+    gen = torch.Generator().manual_seed(3)
+    b, k, h, w = 1, 2, 3, 4
+    offsets = ((0, 1), (1, -1))
+    pairwise = torch.randn(b, len(offsets), k, k, h, w, generator=gen)
+    crf = ck.GridCRF(torch.zeros(b, k, h, w), pairwise, offsets)
+    for e, (dy, dx) in enumerate(offsets):
+        (sr, sc), _ = crf.edge_slices(e)
+        table = crf.source_tables(e)  # [1, K, K, h', w']
+        for a in range(sr.stop - sr.start):
+            for c in range(sc.stop - sc.start):
+                torch.testing.assert_close(table[0, :, :, a, c], pairwise[0, e, :, :, sr.start + a, sc.start + c])
+        window = torch.ones(b, 1, sr.stop - sr.start, sc.stop - sc.start)
+        placed = crf.place(window, (sr, sc))  # [B, 1, H, W]
+        assert placed.shape == (b, 1, h, w)
+        assert placed.sum() == window.numel() and placed[0, 0, sr, sc].all()
+    # a shared table keeps its broadcast axes
+    assert ck.GridCRF(torch.zeros(b, k, h, w), ck.potts(k)).source_tables(0).shape == (1, k, k, 1, 1)
+
+
+@pytest.mark.parametrize("offsets", [((0, 1), (1, 0)), ((0, 1), (1, 0), (1, 1), (1, -1)), ((0, 2), (3, 0))])
+def test_colour_classes_partition_the_grid_without_an_edge_inside_a_class(offsets):
+    crf = ck.GridCRF(torch.zeros(1, 2, 7, 8), ck.potts(2), offsets)
+    masks = crf.colour_classes()
+    total = torch.stack([m[0, 0] for m in masks]).sum(0)
+    assert (total == 1).all()  # every pixel in exactly one class
+    for m in masks:
+        for e in range(len(offsets)):
+            (sr, sc), (dr, dc) = crf.edge_slices(e)
+            assert not (m[0, 0, sr, sc] & m[0, 0, dr, dc]).any()
+    if offsets == ((0, 1), (1, 0)):
+        assert len(masks) == 2

@@ -16,7 +16,8 @@ import torch
 
 import crfkit as ck
 from crfkit.data.photos import photo
-from crfkit.inference import dense_filters, mean_field, mean_field_free_energy
+from crfkit.filters import dense_filters
+from crfkit.inference import mean_field, mean_field_free_energy
 
 FILTERS = ("permutohedral", "exact", "conv")
 NORMS = ("symmetric", "before", "after", "none")
@@ -420,7 +421,7 @@ def test_construction_errors():
         ck.DenseCRF(u, img, kernels=(ck.GaussianKernel(), ck.BilateralKernel(compat=torch.eye(2))))
     with pytest.raises(TypeError, match=r"kernels\[0\]: expected a crfkit.GaussianKernel or crfkit.BilateralKernel, got tuple"):
         ck.DenseCRF(u, img, kernels=((3, 3),))
-    with pytest.raises(ValueError, match=r"normalization: expected one of \('symmetric', 'before', 'after', 'none'\), got 'l2'"):
+    with pytest.raises(ValueError, match=r"normalization: expected one of \['symmetric', 'before', 'after', 'none'\], got 'l2'"):
         ck.DenseCRF(u, img, normalization="l2")
 
 
@@ -439,13 +440,13 @@ def test_kernel_errors():
 
 def test_inference_errors():
     crf = small_model()
-    with pytest.raises(ValueError, match=r"filter: expected one of \('permutohedral', 'exact', 'conv'\), got 'fft'"):
+    with pytest.raises(ValueError, match=r"filter: expected one of \['permutohedral', 'exact', 'conv'\], got 'fft'"):
         mean_field(crf, filter="fft")
-    with pytest.raises(ValueError, match="window: expected an odd integer >= 1, got 4"):
+    with pytest.raises(ValueError, match="window: expected an odd int >= 1, got 4"):
         mean_field(crf, filter="conv", window=4)
     with pytest.raises(ValueError, match="schedule: expected 'parallel' for a DenseCRF"):
         mean_field(crf, schedule="checkerboard")
-    with pytest.raises(ValueError, match="iterations: expected an integer >= 0, got -1"):
+    with pytest.raises(ValueError, match="iterations: expected an int >= 0, got -1"):
         mean_field(crf, iterations=-1)
     with pytest.raises(ValueError, match=r"init: expected shape \[B, K, H, W\]"):
         mean_field(crf, init=torch.full((1, 3, 5, 6), 1 / 3, dtype=torch.float64))
@@ -453,5 +454,20 @@ def test_inference_errors():
         mean_field_free_energy(crf, [])
     with pytest.raises(ValueError, match=r"q\[1\]: expected shape \[B, K, H, W\]"):
         mean_field_free_energy(crf, [torch.softmax(-crf.unary, 1), torch.softmax(-crf.unary[:1], 1)])
-    with pytest.raises(ValueError, match=r"labels: expected values in 0..2, got min 3, max 3"):
+    with pytest.raises(ValueError, match=r"labels: expected values in 0..2 \(K = 3\), got range \[3, 3\]"):
         crf.energy(torch.full((2, 5, 6), 3))
+
+
+def test_an_image_in_0_1_with_a_bilateral_kernel_warns_naming_srgb():
+    unary = torch.zeros(1, 2, 4, 5)
+    with pytest.warns(UserWarning, match=r"image: every value lies in \[0.0221, 0.987\], but srgb = 13 is in the units of the image.*image \* 255"):
+        ck.DenseCRF(unary, torch.rand(1, 3, 4, 5, generator=torch.Generator().manual_seed(0)) * 0.99)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ck.DenseCRF(unary, 255 * torch.rand(1, 3, 4, 5))  # the usual units
+        ck.DenseCRF(unary, torch.rand(1, 3, 4, 5), kernels=(ck.GaussianKernel(),))  # no colour kernel
+        ck.DenseCRF(unary, torch.full((1, 3, 4, 5), 0.8),
+                    kernels=(ck.BilateralKernel(srgb=13 / 255),))  # srgb scaled to the image
+        ck.DenseCRF(unary, torch.ones(1, 3, 4, 5, dtype=torch.uint8))  # uint8 is 0..255 by nature

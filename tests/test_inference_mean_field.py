@@ -104,9 +104,8 @@ def test_checkerboard_schedule_never_increases_the_free_energy(offsets):
     f = torch.stack([mean_field_free_energy(crf, torch.softmax(-crf.unary, 1))] + [mean_field_free_energy(crf, q) for q in trace])
     assert (f[1:] <= f[:-1] + 1e-10).all()
     # the same holds for one colour class at a time: check the classes are edge-free
-    from crfkit.inference.mean_field import _colouring
 
-    masks = _colouring(crf)
+    masks = crf.colour_classes()
     for mask in masks:
         m = mask[0, 0]
         for dy, dx in offsets:
@@ -167,9 +166,9 @@ def test_errors():
     crf = ck.GridCRF(torch.zeros(1, 2, 3, 3), ck.potts(2))
     with pytest.raises(TypeError, match=r"model: mean_field expects a crfkit.GridCRF or crfkit.DenseCRF, got Tensor"):
         mean_field(torch.zeros(1, 2, 3, 3))
-    with pytest.raises(ValueError, match="iterations: expected an integer >= 0, got -1"):
+    with pytest.raises(ValueError, match="iterations: expected an int >= 0, got -1"):
         mean_field(crf, -1)
-    with pytest.raises(ValueError, match=r"damping: expected a value in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"damping: expected a finite number in \[0, 1\), got 1.0"):
         mean_field(crf, damping=1.0)
     with pytest.raises(ValueError, match="schedule: expected one of"):
         mean_field(crf, schedule="random")
@@ -188,3 +187,13 @@ def test_errors():
 def test_offset_pool_is_covered():
     # the Hypothesis models above draw negative, diagonal and long offsets
     assert {(0, -1), (1, -1), (0, 2)} <= set(OFFSET_POOL)
+
+
+def test_a_bool_or_float_iteration_count_is_a_type_error():
+    crf = ck.GridCRF(torch.zeros(1, 2, 3, 3), ck.potts(2))
+    with pytest.raises(TypeError, match="iterations: expected an int >= 0, got bool True"):
+        mean_field(crf, True)
+    with pytest.raises(TypeError, match="iterations: expected an int >= 0, got float 2.0"):
+        mean_field(crf, 2.0)
+    with pytest.raises(TypeError, match="damping: expected a finite number in \\[0, 1\\), got str"):
+        mean_field(crf, damping="0.5")

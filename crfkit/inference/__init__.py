@@ -9,6 +9,10 @@ function                   computes                                    on
 :func:`mean_field`         naive mean-field marginals                  ``GridCRF``, ``DenseCRF``
 =========================  ==========================================  ============================
 
+:func:`labellings` enumerates labellings in the order :func:`exact` visits them. The dense
+CRF's message passing (Gaussian filtering) lives in :mod:`crfkit.filters`; the model's own
+geometry (edge windows, colour classes, energies of many labellings) in :class:`~crfkit.GridCRF`.
+
 Every function is a pure, batched, differentiable function of the potentials: it reads
 ``model.unary [B, K, H, W]`` and ``model.pairwise``, returns new tensors and keeps no state.
 :func:`exact` is the oracle the approximate algorithms are tested against.
@@ -20,10 +24,10 @@ from crfkit.inference.exact import (
     ViterbiResult,
     exact,
     forward_backward,
+    labellings,
     viterbi,
 )
 from crfkit.inference.mean_field import (
-    dense_filters,
     dense_mean_field,
     grid_messages,
     mean_field,
@@ -34,10 +38,10 @@ __all__ = [
     "ChainResult",
     "ExactResult",
     "ViterbiResult",
-    "dense_filters",
     "dense_mean_field",
     "exact",
     "forward_backward",
+    "labellings",
     "grid_messages",
     "mean_field",
     "mean_field_free_energy",

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 
 import torch
 
+from crfkit._validate import check_instance
 from crfkit.crf import GridCRF
 
-__all__ = ["ExactResult", "ChainResult", "ViterbiResult", "exact", "forward_backward", "viterbi"]
+__all__ = ["ExactResult", "ChainResult", "ViterbiResult", "exact", "forward_backward", "labellings", "viterbi"]
 
 #: Default largest number of labellings ``K^(H W)`` that :func:`exact` enumerates.
 MAX_STATES = 2**20
@@ -76,9 +77,7 @@ class ViterbiResult:
 
 
 def _check_model(crf, fn: str) -> GridCRF:
-    if not isinstance(crf, GridCRF):
-        raise TypeError(f"crf: {fn} expects a crfkit.GridCRF, got {type(crf).__name__}")
-    return crf
+    return check_instance("crf", crf, GridCRF, fn)
 
 
 def labellings(num_labels: int, num_pixels: int, start: int, stop: int, device=None) -> torch.Tensor:
@@ -90,32 +89,6 @@ def labellings(num_labels: int, num_pixels: int, start: int, stop: int, device=N
     s = torch.arange(start, stop, device=device)  # [S]
     powers = num_labels ** torch.arange(num_pixels - 1, -1, -1, device=device)  # [N]
     return torch.div(s[:, None], powers[None, :], rounding_mode="floor") % num_labels  # [S, N]
-
-
-def _energies(crf: GridCRF, y: torch.Tensor) -> torch.Tensor:
-    """Energies of the labellings ``y [S, N]`` under every image of the batch: ``[B, S]``."""
-    b, k, h, w = crf.shape
-    n = h * w
-    dev = y.device
-    u = crf.unary.reshape(b, k, n)  # [B, K, N]
-    total = u[:, y, torch.arange(n, device=dev)].sum(-1)  # [B, S]
-    for e in range(crf.num_edge_classes):
-        (sr, sc), (dr, dc) = crf.edge_slices(e)
-        rows = torch.arange(sr.start, sr.stop, device=dev)
-        cols = torch.arange(sc.start, sc.stop, device=dev)
-        if rows.numel() == 0 or cols.numel() == 0:
-            continue
-        dy, dx = crf.offsets[e]
-        i = rows[:, None].expand(-1, cols.numel()).reshape(-1)  # [M] source rows
-        j = cols[None, :].expand(rows.numel(), -1).reshape(-1)  # [M] source cols
-        src, dst = i * w + j, (i + dy) * w + (j + dx)  # [M] flat pixel indices
-        table = crf.edge_table(e)  # [B', K, K, H', W']
-        bi = torch.arange(b, device=dev) if table.shape[0] > 1 else torch.zeros(b, dtype=torch.long, device=dev)
-        ti = i if table.shape[3] > 1 else torch.zeros_like(i)
-        tj = j if table.shape[4] > 1 else torch.zeros_like(j)
-        picked = table[bi[:, None, None], y[None, :, src], y[None, :, dst], ti[None, None, :], tj[None, None, :]]  # [B, S, M]
-        total = total + picked.sum(-1)  # [B, S]
-    return total
 
 
 def exact(crf: GridCRF, max_states: int = MAX_STATES, chunk_size: int | None = None) -> ExactResult:
@@ -174,7 +147,8 @@ def exact(crf: GridCRF, max_states: int = MAX_STATES, chunk_size: int | None = N
         chunk_size = max(1, 2**22 // (b * (n + edges + k * n)))
     # pass 1: the energy of every labelling
     energies = torch.cat(
-        [_energies(crf, labellings(k, n, s, min(s + chunk_size, states), dev)) for s in range(0, states, chunk_size)],
+        [crf.energies(labellings(k, n, s, min(s + chunk_size, states), dev).reshape(-1, h, w))
+         for s in range(0, states, chunk_size)],
         dim=1,
     )  # [B, S]
     log_z = torch.logsumexp(-energies, dim=1)  # [B]

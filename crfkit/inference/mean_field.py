@@ -31,33 +31,21 @@ References
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from crfkit._validate import check_finite, check_tensor
+from crfkit._validate import check_choice, check_instance, check_int, check_probability, check_simplex, check_tensor
 from crfkit.crf import GridCRF
 from crfkit.dense import DenseCRF
-from crfkit.permutohedral import PermutohedralLattice, gaussian_filter_exact
+from crfkit.filters import FILTERS, DenseMessages, scaled_terms
 
-__all__ = ["mean_field", "mean_field_free_energy", "grid_messages", "dense_filters", "dense_mean_field"]
+__all__ = ["mean_field", "mean_field_free_energy", "grid_messages", "dense_mean_field"]
 
 #: The model types mean_field accepts.
 ACCEPTED = (GridCRF, DenseCRF)
 SCHEDULES = ("parallel", "checkerboard")
-#: The filters of dense mean field.
-FILTERS = ("permutohedral", "exact", "conv")
-#: Largest ``B N^2`` for which ``filter="exact"`` stores the kernel matrices (else it recomputes
-#: them in chunks with :func:`crfkit.permutohedral.gaussian_filter_exact` at every call).
-EXACT_MATRIX_LIMIT = 2**25
-
-
-def _check_model(model, fn: str, accepted=ACCEPTED):
-    if not isinstance(model, accepted):
-        names = " or ".join(f"crfkit.{t.__name__}" for t in accepted)
-        raise TypeError(f"model: {fn} expects a {names}, got {type(model).__name__}")
-    return model
 
 
 def _check_q(name: str, q, model) -> torch.Tensor:
+    """``q`` must be probabilities ``[B, K, H, W]`` over ``K`` of the model's shape, dtype, device."""
     check_tensor(name, q, ndim=4, floating=True, dims="[B, K, H, W]")
     if q.shape != model.shape:
         raise ValueError(f"{name}: expected shape [B, K, H, W] = {list(model.shape)}, got {list(q.shape)}")
@@ -66,28 +54,7 @@ def _check_q(name: str, q, model) -> torch.Tensor:
             f"{name}: expected dtype {model.unary.dtype} on {model.unary.device} (those of unary), "
             f"got {q.dtype} on {q.device}"
         )
-    check_finite(name, q)
-    values = q.detach()
-    if float(values.min()) < 0:
-        raise ValueError(f"{name}: expected probabilities >= 0, got a minimum of {float(values.min()):.3g}")
-    worst = float((values.sum(1) - 1).abs().max())
-    if worst > 1e-4:
-        raise ValueError(f"{name}: expected probabilities that sum to 1 over dimension 1 (K), off by {worst:.3g}")
-    return q
-
-
-def _place(x: torch.Tensor, rows: slice, cols: slice, height: int, width: int) -> torch.Tensor:
-    """Zero-pad a window ``[B, K, h', w']`` back to its place on the ``H x W`` grid."""
-    return F.pad(x, (cols.start, width - cols.stop, rows.start, height - rows.stop))  # [B, K, H, W]
-
-
-def _crop(table: torch.Tensor, rows: slice, cols: slice) -> torch.Tensor:
-    """The window of a ``[B', K, K, H', W']`` table, leaving broadcast (size-1) axes alone."""
-    if table.shape[-2] > 1:
-        table = table[..., rows, :]
-    if table.shape[-1] > 1:
-        table = table[..., cols]
-    return table
+    return check_simplex(name, q, dim=1)
 
 
 def grid_messages(model: GridCRF, q: torch.Tensor) -> torch.Tensor:
@@ -108,7 +75,7 @@ def grid_messages(model: GridCRF, q: torch.Tensor) -> torch.Tensor:
         (sr, sc), (dr, dc) = model.edge_slices(e)
         if sr.stop <= sr.start or sc.stop <= sc.start:
             continue  # no edge of this class on the grid
-        table = _crop(model.edge_table(e), sr, sc)  # [B', K, K, h' or 1, w' or 1]
+        table = model.source_tables(e)  # [B', K, K, h' or 1, w' or 1]
         q_src, q_dst = q[:, :, sr, sc], q[:, :, dr, dc]  # [B, K, h', w'] each
         if model.spatially_constant:
             t = table[:, :, :, 0, 0]  # [1, K, K]
@@ -117,29 +84,8 @@ def grid_messages(model: GridCRF, q: torch.Tensor) -> torch.Tensor:
         else:
             to_src = (table * q_dst[:, None, :, :, :]).sum(2)  # [B, K, h', w']
             to_dst = (table * q_src[:, :, None, :, :]).sum(1)  # [B, K, h', w']
-        m = m + _place(to_src, sr, sc, h, w) + _place(to_dst, dr, dc, h, w)
+        m = m + model.place(to_src, (sr, sc)) + model.place(to_dst, (dr, dc))  # [B, K, H, W]
     return m
-
-
-def _colouring(model: GridCRF) -> list[torch.Tensor]:
-    """Masks ``[1, 1, H, W]`` of pixel classes that share no edge (a proper colouring of the grid).
-
-    If every offset has odd ``|dy| + |dx|`` (4-connectivity), the two checkerboard classes
-    ``(i + j) mod 2``; otherwise the ``(m+1)(n+1)`` classes ``(i mod (m+1), j mod (n+1))`` with
-    ``m = max |dy|`` and ``n = max |dx|``: two pixels of one class differ by a multiple of
-    ``m+1`` rows and of ``n+1`` columns, so by no offset.
-    """
-    _, _, h, w = model.shape
-    dev = model.unary.device
-    i = torch.arange(h, device=dev)[:, None]  # [H, 1]
-    j = torch.arange(w, device=dev)[None, :]  # [1, W]
-    if all((abs(dy) + abs(dx)) % 2 == 1 for dy, dx in model.offsets):
-        colour, n_colours = (i + j) % 2, 2  # [H, W]
-    else:
-        m = max(abs(dy) for dy, _ in model.offsets) + 1
-        n = max(abs(dx) for _, dx in model.offsets) + 1
-        colour, n_colours = (i % m) * n + (j % n), m * n  # [H, W]
-    return [(colour == c)[None, None] for c in range(n_colours)]
 
 
 def mean_field(
@@ -191,19 +137,16 @@ def mean_field(
         the marginals). Differentiable in ``unary``, ``pairwise`` and ``init``. Cost
         O(iterations·B·E·N·K²).
     """
-    _check_model(model, "mean_field")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations: expected an integer >= 0, got {iterations!r}")
-    if not 0.0 <= float(damping) < 1.0:
-        raise ValueError(f"damping: expected a value in [0, 1), got {damping}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+    check_instance("model", model, ACCEPTED, "mean_field")
+    check_int("iterations", iterations, minimum=0)
+    damping = check_probability("damping", damping)
+    check_choice("schedule", schedule, SCHEDULES)
     if isinstance(model, DenseCRF):
         if schedule != "parallel":
             raise ValueError(f"schedule: expected 'parallel' for a DenseCRF (every pixel is a neighbour), got {schedule!r}")
         return dense_mean_field(model, iterations, history, damping, init, filter, window)
     q = torch.softmax(-model.unary, dim=1) if init is None else _check_q("init", init, model)  # [B, K, H, W]
-    masks = _colouring(model) if schedule == "checkerboard" else [None]
+    masks = model.colour_classes() if schedule == "checkerboard" else [None]
     trace = []
     for _ in range(iterations):
         for mask in masks:
@@ -267,7 +210,7 @@ def mean_field_free_energy(model, q, filter: str = "permutohedral", window: int 
         Differentiable in ``q`` and the potentials. Cost O(B·E·N·K²) on a grid, that of one
         filter pass per ``Q`` on a dense CRF.
     """
-    _check_model(model, "mean_field_free_energy")
+    check_instance("model", model, ACCEPTED, "mean_field_free_energy")
     many = isinstance(q, (list, tuple))
     qs = list(q) if many else [q]
     if many and not qs:
@@ -275,7 +218,7 @@ def mean_field_free_energy(model, q, filter: str = "permutohedral", window: int 
     for t, qt in enumerate(qs):
         _check_q(f"q[{t}]" if many else "q", qt, model)
     if isinstance(model, DenseCRF):
-        messages = _DenseMessages(model, filter, window)
+        messages = DenseMessages(model, filter, window)
         values = [_free_energy(model, qt, messages(qt)) for qt in qs]
     else:
         values = [_free_energy(model, qt, grid_messages(model, qt)) for qt in qs]
@@ -296,125 +239,6 @@ def _free_energy(model, q: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-class _NormalisedFilter:
-    """A kernel's filter with pydensecrf's normalisation: ``values [B, N, C] -> [B, N, C]``.
-
-    With ``raw`` the (linear) Gaussian sum including the pixel itself and ``n = raw(1)``
-    computed once: ``"symmetric"`` ``n^-1/2 raw(n^-1/2 v)``; ``"before"`` ``raw(v / n)``;
-    ``"after"`` ``raw(v) / n``; ``"none"`` ``raw(v)`` (pydensecrf adds ``1e-20`` to ``n``).
-    """
-
-    def __init__(self, raw, normalization: str, like: torch.Tensor) -> None:
-        self.raw, self.normalization = raw, normalization
-        self.pre = self.post = None  # [B, N, 1] factors applied before / after raw, or None
-        if normalization != "none":
-            ones = like.new_ones(like.shape[0], like.shape[1], 1)  # [B, N, 1]
-            total = raw(ones) + 1e-20  # [B, N, 1]
-            norm = total.rsqrt() if normalization == "symmetric" else total.reciprocal()
-            self.pre = norm if normalization in ("symmetric", "before") else None
-            self.post = norm if normalization in ("symmetric", "after") else None
-
-    def unscaled(self, values: torch.Tensor) -> torch.Tensor:
-        """The filter without its ``post`` factor (mean field folds it into the weight)."""
-        return self.raw(values if self.pre is None else values * self.pre)  # [B, N, C]
-
-    def __call__(self, values: torch.Tensor) -> torch.Tensor:
-        out = self.unscaled(values)  # [B, N, C]
-        return out if self.post is None else out * self.post
-
-
-def _exact_raw(features: torch.Tensor):
-    """O(N^2) Gaussian sum ``sum_j exp(-|f_i - f_j|^2 / 2) v_j`` (the pixel itself included)."""
-    b, n, _ = features.shape
-    if b * n * n <= EXACT_MATRIX_LIMIT:
-        gram = torch.exp(-0.5 * torch.cdist(features, features).square())  # [B, N, N]
-        return lambda values: gram @ values  # [B, N, C]
-    return lambda values: gaussian_filter_exact(features, values)  # [B, N, C], recomputed per call
-
-
-def _conv_raw(model: DenseCRF, index: int, window: int):
-    """ConvCRF's truncated filter: the Gaussian sum over the ``window x window`` square around
-    each pixel (off-grid pixels absent), the pixel itself included."""
-    b, _, h, w = model.shape
-    r = window // 2
-    kern = model.kernels[index]
-    dev, dt = model.unary.device, model.unary.dtype
-
-    def to_grid(values):  # [B, N, C] -> [B, C, H, W]
-        return values.transpose(1, 2).reshape(b, -1, h, w)
-
-    def to_points(grid):  # [B, C, H, W] -> [B, N, C]
-        return grid.reshape(b, grid.shape[1], h * w).transpose(1, 2)
-
-    if not hasattr(kern, "srgb"):
-        # the spatial kernel is separable: exp(-(dx^2 + dy^2) / 2 sxy^2) = g(dx) g(dy)
-        t = torch.arange(-r, r + 1, dtype=dt, device=dev)
-        taps = torch.exp(-0.5 * (t / kern.sxy) ** 2)  # [window]
-
-        def raw(values):
-            grid = to_grid(values)  # [B, C, H, W]
-            c = grid.shape[1]
-            flat = grid.reshape(b * c, 1, h, w)  # [B C, 1, H, W]
-            flat = F.conv2d(flat, taps.view(1, 1, 1, -1), padding=(0, r))  # along x
-            flat = F.conv2d(flat, taps.view(1, 1, -1, 1), padding=(r, 0))  # along y
-            return to_points(flat.reshape(b, c, h, w))
-
-        return raw
-
-    feats = to_grid(model.features(index))  # [B, d, H, W]
-    padded = F.pad(feats, (r, r, r, r))  # [B, d, H + 2r, W + 2r]
-    inside = F.pad(torch.ones(1, 1, h, w, dtype=dt, device=dev), (r, r, r, r))  # [1, 1, H + 2r, W + 2r]
-    offsets = [(dy, dx) for dy in range(window) for dx in range(window)]
-    weights = torch.empty(b, len(offsets), h, w, dtype=dt, device=dev)  # [B, window^2, H, W]
-    for o, (dy, dx) in enumerate(offsets):
-        diff = feats - padded[:, :, dy : dy + h, dx : dx + w]  # [B, d, H, W]
-        weights[:, o] = torch.exp(-0.5 * diff.square().sum(1)) * inside[0, 0, dy : dy + h, dx : dx + w]
-
-    def raw(values):
-        grid = F.pad(to_grid(values), (r, r, r, r))  # [B, C, H + 2r, W + 2r]
-        out = torch.zeros(b, grid.shape[1], h, w, dtype=grid.dtype, device=grid.device)  # [B, C, H, W]
-        for o, (dy, dx) in enumerate(offsets):
-            out += weights[:, o : o + 1] * grid[:, :, dy : dy + h, dx : dx + w]
-        return to_points(out)
-
-    return raw
-
-
-def dense_filters(model: DenseCRF, filter: str = "permutohedral", window: int = 11) -> list:
-    """The normalised message-passing filters of a :class:`~crfkit.DenseCRF`, one per kernel.
-
-    Each is a callable ``Q [B, N, K] -> [B, N, K]`` (``N = H W``, row-major pixels) that
-    returns the kernel's normalised Gaussian sum ``sum_j k~(i, j) Q_j`` (the pixel itself
-    included, as pydensecrf). Everything that depends only on the image (the permutohedral
-    lattice, the exact kernel matrix, ConvCRF's window weights, the normalisation ``n``) is
-    built here, once; calling a filter costs:
-
-    * ``"permutohedral"``: O(N d K) (Adams et al. 2010; :class:`~crfkit.permutohedral.
-      PermutohedralLattice`), what pydensecrf computes;
-    * ``"exact"``: O(N^2 K), the exact sum (small images, tests);
-    * ``"conv"``: O(N window^2 K), the sum truncated to the ``window x window`` square
-      around each pixel (ConvCRF, Teichmann & Cipolla 2019, without its downsampling); the
-      spatial kernel as a separable convolution, O(N window K).
-    """
-    _check_model(model, "dense_filters", (DenseCRF,))
-    if filter not in FILTERS:
-        raise ValueError(f"filter: expected one of {FILTERS}, got {filter!r}")
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
-        raise ValueError(f"window: expected an odd integer >= 1, got {window!r}")
-    b, k, h, w = model.shape
-    like = model.unary.new_empty(b, h * w, 1)
-    out = []
-    for m in range(len(model.kernels)):
-        if filter == "permutohedral":
-            raw = PermutohedralLattice(model.features(m)).filter
-        elif filter == "exact":
-            raw = _exact_raw(model.features(m))
-        else:
-            raw = _conv_raw(model, m, window)
-        out.append(_NormalisedFilter(raw, model.normalization, like))
-    return out
-
-
 def dense_mean_field(
     model: DenseCRF,
     iterations: int = 10,
@@ -429,7 +253,7 @@ def dense_mean_field(
     ``Q^0 = softmax(-unary)``, then each iteration, for every pixel ``i`` and label ``k``:
 
     1. message passing: ``Q~^m_i(k) = sum_j k~^m(f_i, f_j) Q_j(k)``, each kernel's normalised
-       Gaussian filter of ``Q`` (:func:`dense_filters`; the sum includes ``j = i``);
+       Gaussian filter of ``Q`` (:func:`crfkit.filters.dense_filters`; the sum includes ``j = i``);
     2. compatibility transform: ``m_i(k) = sum_m sum_k' w^m mu^m(k, k') Q~^m_i(k')``
        (Potts is applied as pydensecrf does, ``-w Q~_i(k)``: it differs from
        ``w sum_{k' != k} Q~_i(k')`` by a constant per pixel, which step 4 removes);
@@ -471,16 +295,19 @@ def dense_mean_field(
     -------
     Tensor ``[B, K, H, W]``, or ``(Tensor, list of Tensor)`` if ``history``
         Differentiable in ``unary``, ``init`` and tensor kernel weights / compat. Cost per
-        iteration: that of the filters (see :func:`dense_filters`) plus O(N K^2) for a
+        iteration: that of the filters (see :func:`crfkit.filters.dense_filters`) plus O(N K^2) for a
         compat matrix (O(N K) for Potts).
     """
+    check_instance("model", model, DenseCRF, "dense_mean_field")
+    check_int("iterations", iterations, minimum=0)
+    damping = check_probability("damping", damping)
     b, k, h, w = model.shape
     n = h * w
     if init is not None:
         init = _check_q("init", init, model)
     if _fused_applies(model, filter, init):
         return _fused_dense_mean_field(model, iterations, history, damping, init)
-    messages = _DenseMessages(model, filter, window)  # lattices etc. built once, reused below
+    messages = DenseMessages(model, filter, window)  # lattices etc. built once, reused below
     neg_unary = -model.unary.reshape(b, k, n).transpose(1, 2).contiguous()  # [B, N, K], labels innermost
     if init is None:
         q = torch.softmax(neg_unary, dim=-1)  # [B, N, K]
@@ -497,44 +324,6 @@ def dense_mean_field(
             trace.append(messages.to_grid(q))
     out = messages.to_grid(q)
     return (out, trace) if history else out
-
-
-class _DenseMessages:
-    """The mean-field messages ``m(Q)`` of a :class:`~crfkit.DenseCRF`, everything that depends
-    only on the image (lattices, kernel matrices, normalisations) built once."""
-
-    def __init__(self, model: DenseCRF, filter: str, window: int) -> None:
-        self.shape = model.shape
-        self.filters = dense_filters(model, filter, window)
-        self.tables = [None if kern.compat is None else model.compat_matrix(m) for m, kern in enumerate(model.kernels)]
-        dt, dev = model.unary.dtype, model.unary.device
-        weights = [torch.as_tensor(kern.weight, dtype=dt, device=dev) for kern in model.kernels]
-        # Potts: m = -w post raw(pre Q); the post-normalisation [B, N, 1] is folded into the weight
-        self.scales = [w if filt.post is None else w * filt.post for w, filt in zip(weights, self.filters)]
-
-    def points(self, q: torch.Tensor) -> torch.Tensor:
-        """``m`` for ``q [B, N, K]`` (pixels row-major, labels innermost) -> ``[B, N, K]``."""
-        m = torch.zeros_like(q)
-        for filt, table, scale in zip(self.filters, self.tables, self.scales):
-            # 1. message passing: filter Q with the normalised kernel (the pixel itself included)
-            filtered = filt.unscaled(q)  # [B, N, K], the kernel's post-normalisation still to apply
-            # 2. compatibility transform: Potts as pydensecrf, m = -w [k = k'] filtered;
-            #    else m = filtered (w mu) (symmetrised)
-            if table is None:
-                m = torch.addcmul(m, filtered, scale, value=-1)
-            else:
-                m = m + (filtered if filt.post is None else filtered * filt.post) @ table
-        return m
-
-    def to_grid(self, values: torch.Tensor) -> torch.Tensor:
-        """``[B, N, K] -> [B, K, H, W]`` (a view with the labels innermost in memory)."""
-        b, k, h, w = self.shape
-        return values.transpose(1, 2).reshape(b, k, h, w)
-
-    def __call__(self, q: torch.Tensor) -> torch.Tensor:
-        """``m`` for ``q [B, K, H, W]`` -> ``[B, K, H, W]``."""
-        b, k, h, w = self.shape
-        return self.to_grid(self.points(q.reshape(b, k, h * w).transpose(1, 2)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -576,22 +365,13 @@ def _fused_dense_mean_field(model: DenseCRF, iterations: int, history: bool, dam
         # always a new buffer (a labels-innermost unary would make a reshape a view of the user's tensor)
         neg_unary = torch.empty(b * n, k, dtype=model.unary.dtype, device=model.unary.device)  # [B N, K]
         neg_unary.view(b, n, k).copy_(model.unary.reshape(b, k, n).transpose(1, 2)).neg_()
-        terms = []  # (scaled filter, Potts alpha or None, compat table or None)
-        like = neg_unary.new_empty(b, n, 1)
-        for m, kern in enumerate(model.kernels):
-            lat = PermutohedralLattice(model.features(m))
-            norm = _NormalisedFilter(lat.filter, model.normalization, like)  # its pre/post factors
-            scaled = lat.scaled(norm.pre, norm.post)
-            if kern.compat is None:  # Potts as pydensecrf: a += w post raw(pre Q)
-                terms.append((scaled, float(kern.weight), None))
-            else:  # a -= (post raw(pre Q)) @ (w mu)
-                terms.append((scaled, None, model.compat_matrix(m)))
+        terms = scaled_terms(model)  # one lattice per kernel, normalisation and Potts weight folded in
         if init is None:
             q = torch.softmax(neg_unary, dim=-1)  # [B N, K]
         else:
             q = init.reshape(b, k, n).transpose(1, 2).reshape(b * n, k).contiguous()  # [B N, K]
         a = torch.empty_like(neg_unary)  # logits, [B N, K]
-        filtered = torch.empty_like(neg_unary) if any(t[2] is not None for t in terms) else None
+        filtered = torch.empty_like(neg_unary) if any(t.compat is not None for t in terms) else None
         q_new = torch.empty_like(neg_unary) if damping else q
         trace = []
 
@@ -600,12 +380,12 @@ def _fused_dense_mean_field(model: DenseCRF, iterations: int, history: bool, dam
 
         for _ in range(iterations):
             base = neg_unary  # the first term writes -unary + its message into a
-            for scaled, alpha, table in terms:
-                if table is None:
-                    scaled.accumulate(q, a, alpha=alpha, base=base)
-                else:
-                    scaled.into(q, filtered)
-                    torch.addmm(base, filtered, table, alpha=-1, out=a)
+            for term in terms:
+                if term.compat is None:  # Potts: a = base + w post raw(pre Q)
+                    term.filter.accumulate(q, a, alpha=term.potts_weight, base=base)
+                else:  # a = base - (post raw(pre Q)) @ (w mu)
+                    term.filter.into(q, filtered)
+                    torch.addmm(base, filtered, term.compat, alpha=-1, out=a)
                 base = a
             if base is neg_unary:  # no kernels
                 a.copy_(neg_unary)
