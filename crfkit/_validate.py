@@ -136,19 +136,27 @@ def check_instance(name: str, value: object, types: type | tuple[type, ...], fn:
     raise TypeError(f"{name}: {who} a {names}, got {type(value).__name__}")
 
 
-def check_label_range(name: str, labels: torch.Tensor, num_labels: int, ignore_index: int | None = None) -> None:
-    """Raise ``ValueError`` unless every label is in ``0..num_labels-1`` (or is ``ignore_index``)."""
-    valid = labels != ignore_index if ignore_index is not None else torch.ones_like(labels, dtype=torch.bool)
-    values = labels[valid]
-    if values.numel() == 0:
+def check_label_range(name: str, labels: torch.Tensor, num_labels: int, ignore_index: int | None = None,
+                      valid: torch.Tensor | None = None, where: str = "") -> None:
+    """Raise ``ValueError`` unless every label is in ``0..num_labels-1``.
+
+    Pixels equal to ``ignore_index``, or outside the boolean mask ``valid`` (say, where the
+    target is ignored, ``where`` says so in the message), are not looked at.
+    """
+    if valid is None:
+        valid = labels != ignore_index if ignore_index is not None else torch.ones_like(labels, dtype=torch.bool)
+    bad = valid & ((labels < 0) | (labels >= num_labels))
+    if not bool(bad.any()):
         return
+    values = labels[valid]
     lo, hi = int(values.min()), int(values.max())
-    if lo < 0 or hi >= num_labels:
-        ign = f" or {ignore_index} (ignore)" if ignore_index is not None else ""
-        hint = " (the ignore label 255 has no energy: give every pixel a label)" if ignore_index is None and hi == 255 else ""
-        raise ValueError(
-            f"{name}: expected values in 0..{num_labels - 1} (K = {num_labels}){ign}, got range [{lo}, {hi}]{hint}"
-        )
+    ign = f" or {ignore_index} (ignore)" if ignore_index is not None else ""
+    loc = f" {where}" if where else ""
+    hint = " (the ignore label 255 has no energy: give every pixel a label)" if ignore_index is None and hi == 255 else ""
+    raise ValueError(
+        f"{name}: expected values in 0..{num_labels - 1} (K = {num_labels}){ign}{loc}, got range [{lo}, {hi}] "
+        f"({int(bad.sum())} pixel(s) out of range){hint}"
+    )
 
 
 def check_simplex(name: str, q: torch.Tensor, dim: int = 1, atol: float = 1e-4) -> torch.Tensor:
@@ -164,8 +172,11 @@ def check_simplex(name: str, q: torch.Tensor, dim: int = 1, atol: float = 1e-4) 
 
 
 def _bounds(minimum, maximum, odd) -> str:
-    """``"an int"``, ``"an odd int >= 1"``, ``"an int in 0..9"``."""
+    """``"an int"``, ``"a positive int"`` (>= 1), ``"a non-negative int"`` (>= 0), ``"an int in 8..128"``."""
     kind = "an odd int" if odd else "an int"
+    if minimum in (0, 1) and maximum is None:
+        sign = "positive" if minimum == 1 else "non-negative"
+        return f"a {sign} odd int" if odd else f"a {sign} int"
     if minimum is not None and maximum is not None:
         return f"{kind} in {minimum}..{maximum}"
     if minimum is not None:

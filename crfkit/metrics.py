@@ -52,6 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from crfkit._validate import check_int, check_label_range, check_positive_int
+
 __all__ = ["SegmentationScores", "boundary_band", "confusion_matrix", "segmentation_scores"]
 
 
@@ -116,15 +118,9 @@ def confusion_matrix(
     """
     pred = _as_label_tensor("pred", pred)
     target = _as_label_tensor("target", target)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise TypeError(f"num_classes: expected an int, got {type(num_classes).__name__}")
-    num_classes = int(num_classes)
-    if num_classes < 1:
-        raise ValueError(f"num_classes: expected an int >= 1, got {num_classes}")
-    if ignore_index is not None and (
-        isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
-    ):
-        raise TypeError(f"ignore_index: expected an int or None, got {type(ignore_index).__name__}")
+    num_classes = check_positive_int("num_classes", num_classes)
+    if ignore_index is not None:
+        check_int("ignore_index", ignore_index)
     if pred.shape != target.shape:
         raise ValueError(
             f"pred and target: expected the same shape, got pred {list(pred.shape)} "
@@ -145,8 +141,8 @@ def confusion_matrix(
     if ignore_index is not None:
         valid = target != int(ignore_index)  # [B, H, W]
 
-    _check_range("target", target, valid, k, ignore_index)
-    _check_range("pred", pred, valid, k, ignore_index, where="where target is not ignored")
+    check_label_range("target", target, k, ignore_index, valid=valid)
+    check_label_range("pred", pred, k, valid=valid, where="where target is not ignored")
 
     # One bin per (image, truth, prediction); ignored pixels go to an extra last bin.
     index = target * k + pred  # [B, H, W], in [0, K*K) where valid
@@ -380,8 +376,7 @@ def boundary_band(labels: torch.Tensor, width: int, ignore_index: int | None = 2
     labels = _as_label_tensor("labels", labels)
     if labels.dim() != 3:
         raise ValueError(f"labels: expected a [B, H, W] tensor, got shape {list(labels.shape)}")
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width: expected an int >= 1, got {width!r}")
+    check_positive_int("width", width)
     valid = labels != ignore_index if ignore_index is not None else torch.ones_like(labels, dtype=torch.bool)
     if not bool(valid.any()):
         return valid.clone()
@@ -420,26 +415,3 @@ def _as_label_tensor(name: str, value: object) -> torch.Tensor:
 
 def _argmax_hint(is_float: bool) -> str:
     return "; for scores or marginals [B, K, H, W] pass .argmax(1)" if is_float else ""
-
-
-def _check_range(
-    name: str,
-    labels: torch.Tensor,
-    valid: torch.Tensor,
-    k: int,
-    ignore_index: int | None,
-    where: str = "",
-) -> None:
-    """Raise ValueError if a label at a valid pixel is outside ``[0, k)``."""
-    bad = valid & ((labels < 0) | (labels >= k))
-    if bool(bad.any()):
-        values = labels[bad]
-        first = int(values[0])
-        count = int(bad.sum())
-        show_ignore = name == "target" and ignore_index is not None
-        ign = f" or {ignore_index} (ignore)" if show_ignore else ""
-        loc = f" {where}" if where else ""
-        raise ValueError(
-            f"{name}: expected class labels in [0, {k}){ign}{loc}, got {count} pixel(s) "
-            f"out of range (e.g. {first}; min {int(values.min())}, max {int(values.max())})"
-        )

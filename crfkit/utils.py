@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from crfkit._validate import check_int
+
 #: Environment variable that overrides :func:`device` (e.g. ``CRFKIT_DEVICE=cpu``).
 DEVICE_ENV = "CRFKIT_DEVICE"
 
@@ -90,11 +92,7 @@ def seed_everything(seed: int) -> torch.Generator:
     ValueError
         If ``seed`` is negative or not below ``2**32``.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed: expected 0 <= seed < 2**32, got {seed}")
-    seed = int(seed)
+    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from crfkit._validate import check_positive_int, check_probability
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -83,10 +85,7 @@ def voc_colormap(n: int = 256) -> np.ndarray:
     ----------
     Everingham et al. (2010), the VOC development kit's ``VOClabelcolormap.m``.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n: expected an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"n: expected an int >= 1, got {n}")
+    n = check_positive_int("n", n)
     index = np.arange(int(n), dtype=np.int64)  # (n,)
     palette = np.zeros((int(n), 3), dtype=np.int64)  # (n, 3)
     c = index.copy()
@@ -175,7 +174,7 @@ def overlay(
         If an input has the wrong type, number of dimensions or value range, the image
         and label sizes differ, or ``alpha`` is outside ``[0, 1]``.
     """
-    alpha = _unit_float("alpha", alpha)
+    alpha = check_probability("alpha", alpha, below_one=False)
     img = _image_np("image", image)  # (H, W, 3)
     lab = _labels_np("labels", labels, dims=(2,))
     if img.shape[:2] != lab.shape:
@@ -226,7 +225,7 @@ def show_images(
     items = _image_list("images", images)
     n = len(items)
     titles = _titles("titles", titles, n)
-    ncols = _positive_int("ncols", ncols) if ncols is not None else min(n, 6)
+    ncols = check_positive_int("ncols", ncols) if ncols is not None else min(n, 6)
     nrows = -(-n // ncols)
     fig, axes = _grid(nrows, ncols, panel_size)
     for i, item in enumerate(items):
@@ -340,7 +339,7 @@ def show_segmentation(
         b = len(imgs)
 
     if alpha is not None:
-        alpha = _unit_float("alpha", alpha)
+        alpha = check_probability("alpha", alpha, below_one=False)
         if imgs is None:
             raise ValueError("alpha: overlaying labels needs images, got images=None")
 
@@ -472,7 +471,7 @@ def show_beliefs(
     k = q.shape[0]
     names = _titles("class_names", class_names, k)
     names = list(names) if names is not None else [f"k = {i}" for i in range(k)]
-    ncols = _positive_int("ncols", ncols) if ncols is not None else min(k, 6)
+    ncols = check_positive_int("ncols", ncols) if ncols is not None else min(k, 6)
     nrows = -(-k // ncols)
     fig, axes = _grid(nrows, ncols, panel_size)
     used = [axes[i // ncols][i % ncols] for i in range(k)]
@@ -670,21 +669,6 @@ def _titles(name: str, titles: Sequence[str] | None, n: int) -> Sequence[str] | 
     if len(titles) != n:
         raise ValueError(f"{name}: expected {n} entries, got {len(titles)}")
     return titles
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
-    return int(value)
-
-
-def _unit_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name}: expected a float in [0, 1], got {type(value).__name__}")
-    value = float(value)
-    if not 0.0 <= value <= 1.0:  # also refuses NaN
-        raise ValueError(f"{name}: expected a float in [0, 1], got {value}")
-    return value
 
 
 def _grid(nrows: int, ncols: int, panel_size: float):

@@ -128,7 +128,7 @@ def test_sample_and_batch():
         ({"size": 31}, ValueError, r"size: expected an int in 32\.\.512, got 31"),
         ({"size": 513}, ValueError, r"size: expected an int in 32\.\.512, got 513"),
         ({"size": 64.0}, TypeError, "size: expected an int .*got float"),
-        ({"split": "training"}, ValueError, r"split: expected one of \('train', 'val', 'test'\), got 'training'"),
+        ({"split": "training"}, ValueError, r"split: expected one of \['train', 'val', 'test'\], got 'training'"),
         ({"length": 0}, ValueError, "length: expected a positive int, got 0"),
         ({"seed": "0"}, TypeError, "seed: expected an int, got str"),
     ],

@@ -442,11 +442,11 @@ def test_inference_errors():
     crf = small_model()
     with pytest.raises(ValueError, match=r"filter: expected one of \['permutohedral', 'exact', 'conv'\], got 'fft'"):
         mean_field(crf, filter="fft")
-    with pytest.raises(ValueError, match="window: expected an odd int >= 1, got 4"):
+    with pytest.raises(ValueError, match="window: expected a positive odd int, got 4"):
         mean_field(crf, filter="conv", window=4)
     with pytest.raises(ValueError, match="schedule: expected 'parallel' for a DenseCRF"):
         mean_field(crf, schedule="checkerboard")
-    with pytest.raises(ValueError, match="iterations: expected an int >= 0, got -1"):
+    with pytest.raises(ValueError, match="iterations: expected a non-negative int, got -1"):
         mean_field(crf, iterations=-1)
     with pytest.raises(ValueError, match=r"init: expected shape \[B, K, H, W\]"):
         mean_field(crf, init=torch.full((1, 3, 5, 6), 1 / 3, dtype=torch.float64))

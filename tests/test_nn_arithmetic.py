@@ -347,7 +347,7 @@ def test_layers_of_reads_modules():
     (lambda: conv(0), ValueError, "kernel_size: expected a positive int, got 0"),
     (lambda: conv(3, stride=0), ValueError, "stride: expected a positive int, got 0"),
     (lambda: conv(3, padding=-1), ValueError, "padding: expected a non-negative int, got -1"),
-    (lambda: conv(3, dilation=1.5), TypeError, "dilation: expected an int, got float 1.5"),
+    (lambda: conv(3, dilation=1.5), TypeError, "dilation: expected a positive int, got float 1.5"),
     (lambda: pool(2, padding=2), ValueError,
      r"padding: expected at most kernel_size // 2 = 1 \(torch's rule for pooling\), got 2"),
     (lambda: transposed(3, stride=2, output_padding=2), ValueError,

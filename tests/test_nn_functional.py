@@ -392,7 +392,7 @@ def test_bilinear_kernel_values():
     assert w.shape == (3, 3, 4, 4) and w[0, 1].abs().sum() == 0
     with pytest.raises(ValueError, match="kernel_size: expected a positive int, got 0"):
         nf.bilinear_kernel(0)
-    with pytest.raises(ValueError, match="factor: expected a positive int, got 2.0"):
+    with pytest.raises(TypeError, match="factor: expected a positive int, got float 2.0"):
         nf.bilinear_upsampling_weight(3, 2.0)
 
 
@@ -435,7 +435,7 @@ def _x(*shape):
     (lambda: nf.conv_transpose2d(_x(1, 2, 3, 3), _x(2, 1, 2, 2), groups=3), ValueError,
      r"groups: expected a divisor of C_in = 2"),
     (lambda: nf.conv_transpose2d(_x(1, 2, 3, 3), _x(2, 1, 2, 2), groups=0), ValueError,
-     r"groups: expected a positive int \(>= 1\), got 0"),
+     "groups: expected a positive int, got 0"),
     (lambda: nf.conv_transpose2d(_x(1, 2, 3, 3), _x(2, 1, 2, 2), stride=0), ValueError,
      "stride: expected positive values, got 0"),
     (lambda: nf.conv_transpose2d(_x(1, 2, 3, 3), _x(2, 1, 2, 2), dilation=(1, 0)), ValueError,

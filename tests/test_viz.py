@@ -44,9 +44,9 @@ def test_voc_colormap_known_entries():
 
 
 def test_voc_colormap_errors():
-    with pytest.raises(ValueError, match=r"n: expected an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"n: expected a positive int, got 0"):
         viz.voc_colormap(0)
-    with pytest.raises(TypeError, match=r"n: expected an int, got float"):
+    with pytest.raises(TypeError, match=r"n: expected a positive int, got float"):
         viz.voc_colormap(2.0)
 
 
@@ -172,7 +172,7 @@ def test_overlay_errors():
         viz.overlay(image[None], labels)
     with pytest.raises(ValueError, match=r"image: expected an image.*got shape \[5, 4, 5\]"):
         viz.overlay(torch.rand(5, 4, 5), labels)
-    with pytest.raises(ValueError, match=r"alpha: expected a float in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"alpha: expected a finite number in \[0, 1\], got 1.5"):
         viz.overlay(image, labels, alpha=1.5)
     with pytest.raises(
         ValueError, match=r"labels: expected labels of shape" r" \[H, W\], got shape \[1, 4, 5\]"
@@ -309,7 +309,7 @@ def test_show_images():
         viz.show_images([batch[0], batch[1] * 255])
     with pytest.raises(ValueError, match=r"images: expected at least one image"):
         viz.show_images([])
-    with pytest.raises(ValueError, match=r"ncols: expected an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"ncols: expected a positive int, got 0"):
         viz.show_images(batch, ncols=0)
 
 

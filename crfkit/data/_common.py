@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import operator
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
+
+from crfkit._validate import check_choice, check_int, check_positive_int
 
 #: The splits every synthetic data set knows.
 SPLITS = ("train", "val", "test")
@@ -18,45 +19,12 @@ MIN_SIZE, MAX_SIZE = 32, 512
 
 def check_split(split: object) -> str:
     """Return ``split`` if it is one of :data:`SPLITS`, else raise ``ValueError``."""
-    if not isinstance(split, str) or split not in SPLITS:
-        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
-    return split
+    return check_choice("split", split, SPLITS)
 
 
 def check_size(size: object) -> int:
     """Return ``size`` as an int in ``MIN_SIZE..MAX_SIZE``, else raise ``TypeError``/``ValueError``."""
-    if isinstance(size, bool) or not isinstance(size, int):
-        try:
-            size = operator.index(size)  # numpy integers are fine
-        except TypeError:
-            raise TypeError(
-                f"size: expected an int (image side in pixels), got {type(size).__name__}"
-            ) from None
-    if not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"size: expected an int in {MIN_SIZE}..{MAX_SIZE}, got {size}")
-    return int(size)
-
-
-def check_count(name: str, value: object) -> int:
-    """Return ``value`` as a positive int, else raise ``TypeError``/``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            value = operator.index(value)
-        except TypeError:
-            raise TypeError(f"{name}: expected a positive int, got {type(value).__name__}") from None
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value}")
-    return int(value)
-
-
-def check_seed(seed: object) -> int:
-    """Return ``seed`` as an int, else raise ``TypeError``."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        try:
-            seed = operator.index(seed)
-        except TypeError:
-            raise TypeError(f"seed: expected an int, got {type(seed).__name__}") from None
-    return int(seed)
+    return check_int("size", size, minimum=MIN_SIZE, maximum=MAX_SIZE)
 
 
 def check_index(index: object, length: int) -> int:
@@ -66,11 +34,7 @@ def check_index(index: object, length: int) -> int:
     its number, and ``-1`` is more likely a bug than a wish for the last one.
     ``IndexError`` subclasses ``LookupError``; it is what ``for x in dataset`` expects.
     """
-    if isinstance(index, bool) or not isinstance(index, int):
-        try:
-            index = operator.index(index)
-        except TypeError:
-            raise TypeError(f"index: expected an int, got {type(index).__name__}") from None
+    index = check_int("index", index)
     if not 0 <= index < length:
         raise IndexError(f"index: expected an int in 0..{length - 1} (length {length}), got {index}")
     return int(index)
@@ -121,8 +85,8 @@ class GeneratedDataset(Dataset):
     def __init__(self, split: str = "train", size: int = 64, length: int | None = None, seed: int = 0) -> None:
         self.split = check_split(split)
         self.size = check_size(size)
-        self.length = DEFAULT_LENGTHS[self.split] if length is None else check_count("length", length)
-        self.seed = check_seed(seed)
+        self.length = DEFAULT_LENGTHS[self.split] if length is None else check_positive_int("length", length)
+        self.seed = check_int("seed", seed)
 
     @staticmethod
     def render(g: torch.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:

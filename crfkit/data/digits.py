@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from crfkit._validate import check_choice, check_int
+
 SPLITS = ("train", "val", "test")
 
 
@@ -40,16 +42,16 @@ def load_digits(
 
     Raises
     ------
+    TypeError
+        If ``size`` is not an int.
     ValueError
         On an unknown split, a size outside 8..128, or fractions that are not three
         positive numbers summing to 1.
     ImportError
         If scikit-learn is missing (``make setup`` installs it).
     """
-    if split not in SPLITS:
-        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
-    if not isinstance(size, int) or not 8 <= size <= 128:
-        raise ValueError(f"size: expected an int in 8..128, got {size!r}")
+    check_choice("split", split, SPLITS)
+    check_int("size", size, minimum=8, maximum=128)
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"fractions: expected three positive shares summing to 1, got {fractions!r}")
     try:

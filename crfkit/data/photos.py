@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from crfkit._validate import check_choice, check_positive_int
+
 #: Names :func:`photo` accepts, in the order :func:`photos` returns them.
 PHOTOS = (
     "astronaut",
@@ -67,12 +69,11 @@ def photo(name: str, dtype: torch.dtype = torch.float32, max_side: int | None = 
     --------
     >>> image = photo("astronaut", max_side=128)   # [3, 128, 128] float32 in 0..1
     """
-    if name not in PHOTOS:
-        raise ValueError(f"name: expected one of {', '.join(PHOTOS)}; got {name!r}")
+    check_choice("name", name, PHOTOS)
     if not (dtype == torch.uint8 or dtype.is_floating_point):
         raise TypeError(f"dtype: expected a floating dtype or torch.uint8, got {dtype}")
-    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1):
-        raise ValueError(f"max_side: expected a positive int or None, got {max_side!r}")
+    if max_side is not None:
+        check_positive_int("max_side", max_side)
     array = _load(name)[..., :3]  # [H, W, 3] uint8
     image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)  # [3, H, W] uint8
     if max_side is not None and max(image.shape[1:]) > max_side:

@@ -36,10 +36,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from crfkit._validate import check_positive_int
 from crfkit.data._common import (
     DEFAULT_LENGTHS,
     GeneratedDataset,
-    check_count,
     smooth_noise,
     uniform,
 )
@@ -178,7 +178,7 @@ def tags(labels: torch.Tensor, num_classes: int, ignore_index: int = IGNORE_INDE
         If ``labels`` is not an integer tensor of 2 or 3 dimensions, or holds a value
         outside ``0..num_classes-1`` other than ``ignore_index``.
     """
-    num_classes = check_count("num_classes", num_classes)
+    num_classes = check_positive_int("num_classes", num_classes)
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"labels: expected a torch.Tensor of shape [B, H, W], got {type(labels).__name__}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:

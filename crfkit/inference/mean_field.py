@@ -35,7 +35,7 @@ import torch
 from crfkit._validate import check_choice, check_instance, check_int, check_probability, check_simplex, check_tensor
 from crfkit.crf import GridCRF
 from crfkit.dense import DenseCRF
-from crfkit.filters import FILTERS, DenseMessages, scaled_terms
+from crfkit.filters import DenseMessages, scaled_terms
 
 __all__ = ["mean_field", "mean_field_free_energy", "grid_messages", "dense_mean_field"]
 

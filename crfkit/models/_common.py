@@ -1,32 +1,8 @@
-"""Argument checks and weight initialisation shared by the model families (private)."""
+"""Weight initialisation shared by the model families (private)."""
 
 from __future__ import annotations
 
 from torch import nn
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """Raise ``TypeError``/``ValueError`` unless ``value`` is an int >= 1; return it."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive int (>= 1), got {value}")
-    return value
-
-
-def check_probability(name: str, value: object) -> float:
-    """Raise ``ValueError`` unless ``value`` is a number in ``[0, 1)``; return it as float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name}: expected a float in [0, 1), got {value}")
-    return float(value)
-
-
-def check_choice(name: str, value: object, choices: tuple) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
 
 
 def init_weights(model: nn.Module) -> None:

@@ -38,7 +38,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from crfkit.models._common import check_positive_int, check_probability, init_weights
+from crfkit._validate import check_positive_int, check_probability
+from crfkit.models._common import init_weights
 
 __all__ = ["AlexNet", "alexnet", "alexnet_small"]
 

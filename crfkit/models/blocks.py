@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crfkit.models._common import check_choice, check_positive_int, check_probability
+from crfkit._validate import check_choice, check_positive_int, check_probability
 
 __all__ = [
     "Bottleneck",

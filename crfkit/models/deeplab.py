@@ -25,7 +25,7 @@ no extra parameters. The network::
 
 Pools round up (``ceil_mode``), so ``H/os`` means ``ceil(H / os)`` and any input size works.
 
-The backbone is that of the small FCNs (:mod:`crfkit.models.fcn`) without pool5: DeepLab
+The backbone is that of the small FCNs (:mod:`crfkit.models.backbone`) without pool5: DeepLab
 has no stride-32 layer, so output stride 16 needs no dilation and output stride 8 removes
 pool4 and dilates stage 5 by 2. (In the VGG-16 DeepLab of Chen et al. 2018 both pool4 and
 pool5 go, conv5 is dilated by 2 and fc6 by 4, or 12 in DeepLab-LargeFOV; the ASPP head
@@ -67,8 +67,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crfkit.models._common import check_choice, check_positive_int, init_weights
-from crfkit.models.fcn import SMALL_DEPTHS, SMALL_WIDTHS, check_widths_depths, vgg_stage
+from crfkit._validate import check_choice, check_positive_int
+from crfkit.models._common import init_weights
+from crfkit.models.backbone import SMALL_DEPTHS, SMALL_WIDTHS, check_widths_depths, vgg_stage
 
 __all__ = ["ASPP", "DEFAULT_RATES", "DeepLab", "deeplab_small"]
 

@@ -33,12 +33,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from crfkit.models._common import (
-    check_choice,
-    check_positive_int,
-    check_probability,
-    init_weights,
-)
+from crfkit._validate import check_choice, check_positive_int, check_probability
+from crfkit.models._common import init_weights
 from crfkit.models.blocks import DenseBlock, Transition
 
 __all__ = ["DenseNet", "densenet121", "densenet169", "densenet201", "densenet_small"]

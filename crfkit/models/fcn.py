@@ -71,44 +71,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crfkit.models._common import check_choice, check_positive_int, check_probability, init_weights
+from crfkit._validate import check_choice, check_positive_int, check_probability
+from crfkit.models._common import init_weights
+from crfkit.models.backbone import SMALL_DEPTHS, SMALL_WIDTHS, check_widths_depths, vgg_stage
 from crfkit.nn.functional import bilinear_kernel, bilinear_upsampling_weight
 
-__all__ = ["FCN", "SMALL_DEPTHS", "SMALL_WIDTHS", "fcn8s_small", "fcn16s_small", "fcn32s_small"]
-
-#: Channels of the five backbone stages of the small segmentation networks.
-SMALL_WIDTHS = (16, 32, 64, 64, 96)
-#: Convolutions per stage of the small segmentation networks.
-SMALL_DEPTHS = (1, 2, 2, 2, 2)
+__all__ = ["FCN", "fcn8s_small", "fcn16s_small", "fcn32s_small"]
 
 _VARIANTS = ("32s", "16s", "8s")
-
-
-def check_widths_depths(widths: Sequence[int], depths: Sequence[int], stages: int = 5) -> tuple:
-    """Validate the per-stage ``widths`` and ``depths`` of a backbone (private helper)."""
-    for name, value in (("widths", widths), ("depths", depths)):
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != stages:
-            raise ValueError(f"{name}: expected a sequence of {stages} positive ints, got {value!r}")
-        for v in value:
-            check_positive_int(name, v)
-    return tuple(widths), tuple(depths)
-
-
-def vgg_stage(in_channels: int, out_channels: int, num_convs: int, dilation: int = 1) -> nn.Sequential:
-    """``num_convs`` x (3x3 conv, padding = dilation, no bias; BN; ReLU): keeps ``H, W``.
-
-    ``[B, C_in, H, W] -> [B, C_out, H, W]``; ``9 C_out (C_in + (n - 1) C_out) + 2 n C_out``
-    parameters. Shared by FCN, SegNet and DeepLab.
-    """
-    layers: list[nn.Module] = []
-    for i in range(num_convs):
-        layers += [
-            nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3,
-                      padding=dilation, dilation=dilation, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        ]
-    return nn.Sequential(*layers)
 
 
 def _upsampling(num_classes: int, factor: int, *, learnable: bool) -> nn.ConvTranspose2d:

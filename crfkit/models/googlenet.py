@@ -37,7 +37,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from crfkit.models._common import check_positive_int, check_probability, init_weights
+from crfkit._validate import check_positive_int, check_probability
+from crfkit.models._common import init_weights
 from crfkit.models.blocks import ConvBNReLU, InceptionBlock
 
 __all__ = ["GoogLeNet", "GoogLeNetOutputs", "GoogLeNetSmall", "InceptionAux", "googlenet",

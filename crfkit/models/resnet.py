@@ -44,7 +44,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from crfkit.models._common import check_choice, check_positive_int, init_weights
+from crfkit._validate import check_choice, check_int, check_positive_int
+from crfkit.models._common import init_weights
 from crfkit.models.blocks import Bottleneck, ResidualBlock
 
 __all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
@@ -240,7 +241,7 @@ def resnet_small(depth: int = 8, in_channels: int = 3, num_classes: int = 10, *,
     ValueError
         If ``depth`` is not ``6n + 2`` with ``n >= 1``.
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+    if check_int("depth", depth) < 8 or (depth - 2) % 6:
         raise ValueError(
             f"depth: expected 6n + 2 for n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got {depth!r}"
         )

@@ -42,8 +42,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from crfkit.models._common import check_positive_int, init_weights
-from crfkit.models.fcn import SMALL_DEPTHS, SMALL_WIDTHS, check_widths_depths, vgg_stage
+from crfkit._validate import check_positive_int
+from crfkit.models._common import init_weights
+from crfkit.models.backbone import SMALL_DEPTHS, SMALL_WIDTHS, check_widths_depths, vgg_stage
 
 __all__ = ["SegNet", "segnet_small"]
 

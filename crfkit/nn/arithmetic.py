@@ -90,6 +90,8 @@ from fractions import Fraction
 
 from torch import nn
 
+from crfkit._validate import check_int
+
 __all__ = [
     "ArithmeticRow",
     "ArithmeticTable",
@@ -593,11 +595,7 @@ def _is_int(value: object) -> bool:
 def _ints(**values: tuple[object, int]) -> None:
     """Raise unless each ``name=(value, minimum)`` is an int >= minimum."""
     for name, (value, minimum) in values.items():
-        if not _is_int(value):
-            raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
-        if value < minimum:
-            what = "a positive int" if minimum == 1 else "a non-negative int"
-            raise ValueError(f"{name}: expected {what}, got {value}")
+        check_int(name, value, minimum=minimum)
 
 
 def _check_output_padding(output_padding: int, stride: int, dilation: int) -> None:

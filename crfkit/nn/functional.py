@@ -97,7 +97,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from crfkit._validate import check_tensor
+from crfkit._validate import check_positive_int, check_tensor
 
 __all__ = [
     "MAX_MATRIX_ENTRIES",
@@ -443,7 +443,7 @@ def conv_matrix(weight: torch.Tensor, input_size: Pair, stride: Pair = 1, paddin
     check_tensor("weight", weight, ndim=4, floating=True, dims="[C_out, C_in / groups, kH, kW]")
     size = _pair("input_size", input_size, 1)
     stride, padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
-    dilation, groups = _pair("dilation", dilation, 1), _positive_int("groups", groups)
+    dilation, groups = _pair("dilation", dilation, 1), check_positive_int("groups", groups)
     if weight.shape[0] % groups:
         raise ValueError(f"groups: expected a divisor of C_out = {weight.shape[0]} "
                          f"(weight.shape[0]), got {groups}")
@@ -700,8 +700,7 @@ def bilinear_kernel(kernel_size: int, *, dtype: torch.dtype = torch.float32) -> 
     -------
     Tensor of shape ``[k, k]``
     """
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
-        raise ValueError(f"kernel_size: expected a positive int, got {kernel_size!r}")
+    check_positive_int("kernel_size", kernel_size)
     factor = (kernel_size + 1) // 2
     center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
     og = torch.arange(kernel_size, dtype=dtype)
@@ -720,10 +719,8 @@ def bilinear_upsampling_weight(channels: int, factor: int, *,
     pads with zeros). The kernel size is FCN's (Long et al. 2015): ``2f`` for an even
     factor (FCN uses 2, 8, 16, 32), ``2f - 1`` for an odd one.
     """
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"channels: expected a positive int, got {channels!r}")
-    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"factor: expected a positive int, got {factor!r}")
+    check_positive_int("channels", channels)
+    check_positive_int("factor", factor)
     k = 2 * factor - factor % 2
     weight = torch.zeros(channels, channels, k, k, dtype=dtype)  # [C_in, C_out, k, k]
     idx = torch.arange(channels)
@@ -737,15 +734,6 @@ def bilinear_upsampling_weight(channels: int, factor: int, *,
 
 def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _positive_int(name: str, value: object) -> int:
-    # crfkit.models._common has the same check; importing it here would be circular
-    if not _is_int(value):
-        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive int (>= 1), got {value}")
-    return int(value)
 
 
 def _pair(name: str, value: object, minimum: int) -> tuple[int, int]:
@@ -782,7 +770,7 @@ def _check_common(x, weight, bias, groups, dims_w):
     if weight.dtype != x.dtype:
         raise TypeError(f"weight: expected the dtype of x, {x.dtype}, got {weight.dtype}")
     _check_kernel(weight)
-    groups = _positive_int("groups", groups)
+    groups = check_positive_int("groups", groups)
     if x.shape[1] % groups:
         raise ValueError(f"groups: expected a divisor of C_in = {x.shape[1]} (x.shape[1]), "
                          f"got {groups}")
