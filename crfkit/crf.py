@@ -14,7 +14,7 @@ whose partner falls off the grid does not exist. The table ``psi^e_p[k, k']`` is
 energy of label ``k`` at the source ``p`` and ``k'`` at the target ``p + o_e``, read at
 the source pixel.
 
-Pairwise tables are read by their number of dimensions (``shared/CONTRACT.md``):
+Pairwise tables are read by their number of dimensions (the conventions of :mod:`crfkit`):
 
 * 2-D ``[K, K]``: one table for every edge (e.g. :func:`potts`);
 * 3-D ``[E, K, K]``: one table per edge class / offset (Kirillov et al., 2016);

@@ -1,7 +1,7 @@
 """crfkit.GridCRF and potts: energies against a pixel-by-pixel loop, views, gradients, errors.
 
 The oracle ``brute_energy`` reads the pairwise table of every edge at its source pixel with
-plain Python loops over the CONTRACT's ``[B, E, K, K, H, W]`` layout (``torch.broadcast_to``),
+plain Python loops over the conventions' (:mod:`crfkit`) ``[B, E, K, K, H, W]`` layout (``torch.broadcast_to``),
 independently of ``GridCRF.energy``. The inference tests import it (and ``random_model``).
 """
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def full_tables(pairwise: torch.Tensor, shape, num_offsets: int) -> torch.Tensor:
-    """The CONTRACT's reading of a pairwise tensor as ``[B, E, K, K, H, W]``."""
+    """The conventions' reading of a pairwise tensor as ``[B, E, K, K, H, W]``."""
     b, k, h, w = shape
     if pairwise.dim() == 2:
         pairwise = pairwise[None].expand(num_offsets, k, k)

@@ -30,7 +30,7 @@ def brute_confmat(pred: np.ndarray, target: np.ndarray, k: int, ignore: int | No
 
 
 def brute_scores(m: np.ndarray):
-    """FCN (Long et al. 2015, Sec. 5) scores with Python loops, NaN rules of the CONTRACT."""
+    """FCN (Long et al. 2015, Sec. 5) scores with Python loops, NaN rules of crfkit.metrics."""
     k = m.shape[0]
     t = [sum(m[i, j] for j in range(k)) for i in range(k)]
     p = [sum(m[j, i] for j in range(k)) for i in range(k)]
