@@ -48,7 +48,7 @@ from crfkit._validate import check_choice, check_int, check_positive_int
 from crfkit.models._common import init_weights
 from crfkit.models.blocks import Bottleneck, ResidualBlock
 
-__all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+__all__ = ["ResNet", "imagenet_resnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
            "resnet_small"]
 
 #: blocks per stage for each ImageNet depth (He et al. 2016, Table 1)
@@ -158,7 +158,12 @@ class ResNet(nn.Module):
         return self.fc(x)  # [B, K]
 
 
-def _resnet(depth: int, num_classes: int, in_channels: int, **kwargs) -> ResNet:
+def imagenet_resnet(depth: int, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+    """The ImageNet ResNet of ``depth`` 18, 34, 50, 101 or 152 (He et al. 2016, Table 1).
+
+    ``[B, in_channels, 224, 224] -> [B, num_classes]``; ``kwargs`` go to :class:`ResNet` (SE-Net
+    passes ``se=True``).
+    """
     check_choice("depth", depth, tuple(RESNET_CONFIGS))
     block, layers = RESNET_CONFIGS[depth]
     return ResNet(block, layers, (64, 128, 256, 512), num_classes, in_channels, **kwargs)
@@ -170,7 +175,7 @@ def resnet18(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
     ``[B, 3, 224, 224] -> [B, num_classes]``. ``kwargs`` go to :class:`ResNet`
     (``residual``, ``se``, ``reduction``, ``zero_init_residual``). He et al. (2016), Table 1.
     """
-    return _resnet(18, num_classes, in_channels, **kwargs)
+    return imagenet_resnet(18, num_classes, in_channels, **kwargs)
 
 
 def resnet34(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
@@ -178,7 +183,7 @@ def resnet34(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
 
     See :func:`resnet18`. He et al. (2016), Table 1.
     """
-    return _resnet(34, num_classes, in_channels, **kwargs)
+    return imagenet_resnet(34, num_classes, in_channels, **kwargs)
 
 
 def resnet50(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
@@ -186,7 +191,7 @@ def resnet50(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
 
     See :func:`resnet18`. He et al. (2016), Table 1.
     """
-    return _resnet(50, num_classes, in_channels, **kwargs)
+    return imagenet_resnet(50, num_classes, in_channels, **kwargs)
 
 
 def resnet101(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
@@ -194,7 +199,7 @@ def resnet101(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet
 
     See :func:`resnet18`. He et al. (2016), Table 1.
     """
-    return _resnet(101, num_classes, in_channels, **kwargs)
+    return imagenet_resnet(101, num_classes, in_channels, **kwargs)
 
 
 def resnet152(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
@@ -202,7 +207,7 @@ def resnet152(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet
 
     See :func:`resnet18`. He et al. (2016), Table 1.
     """
-    return _resnet(152, num_classes, in_channels, **kwargs)
+    return imagenet_resnet(152, num_classes, in_channels, **kwargs)
 
 
 def resnet_small(depth: int = 8, in_channels: int = 3, num_classes: int = 10, *,

@@ -14,7 +14,7 @@ Hu, J., Shen, L., Sun, G. (2018). Squeeze-and-excitation networks. CVPR.
 
 from __future__ import annotations
 
-from crfkit.models.resnet import ResNet, _resnet, resnet_small
+from crfkit.models.resnet import ResNet, imagenet_resnet, resnet_small
 
 __all__ = ["se_resnet18", "se_resnet34", "se_resnet50", "se_resnet101", "se_resnet152",
            "se_resnet_small"]
@@ -26,13 +26,13 @@ def se_resnet18(num_classes: int = 1000, in_channels: int = 3, reduction: int = 
 
     ``[B, 3, 224, 224] -> [B, num_classes]``. Hu et al. (2018).
     """
-    return _resnet(18, num_classes, in_channels, se=True, reduction=reduction, **kwargs)
+    return imagenet_resnet(18, num_classes, in_channels, se=True, reduction=reduction, **kwargs)
 
 
 def se_resnet34(num_classes: int = 1000, in_channels: int = 3, reduction: int = 16,
                 **kwargs) -> ResNet:
     """SE-ResNet-34 (21,958,868 parameters). See :func:`se_resnet18`."""
-    return _resnet(34, num_classes, in_channels, se=True, reduction=reduction, **kwargs)
+    return imagenet_resnet(34, num_classes, in_channels, se=True, reduction=reduction, **kwargs)
 
 
 def se_resnet50(num_classes: int = 1000, in_channels: int = 3, reduction: int = 16,
@@ -41,19 +41,19 @@ def se_resnet50(num_classes: int = 1000, in_channels: int = 3, reduction: int = 
 
     ``[B, 3, 224, 224] -> [B, num_classes]``. ``kwargs`` go to :class:`ResNet`.
     """
-    return _resnet(50, num_classes, in_channels, se=True, reduction=reduction, **kwargs)
+    return imagenet_resnet(50, num_classes, in_channels, se=True, reduction=reduction, **kwargs)
 
 
 def se_resnet101(num_classes: int = 1000, in_channels: int = 3, reduction: int = 16,
                  **kwargs) -> ResNet:
     """SE-ResNet-101 (49,326,872 parameters; Hu et al. 2018: 49.3M). See :func:`se_resnet50`."""
-    return _resnet(101, num_classes, in_channels, se=True, reduction=reduction, **kwargs)
+    return imagenet_resnet(101, num_classes, in_channels, se=True, reduction=reduction, **kwargs)
 
 
 def se_resnet152(num_classes: int = 1000, in_channels: int = 3, reduction: int = 16,
                  **kwargs) -> ResNet:
     """SE-ResNet-152 (66,821,848 parameters; Hu et al. 2018: 66.8M). See :func:`se_resnet50`."""
-    return _resnet(152, num_classes, in_channels, se=True, reduction=reduction, **kwargs)
+    return imagenet_resnet(152, num_classes, in_channels, se=True, reduction=reduction, **kwargs)
 
 
 def se_resnet_small(depth: int = 8, in_channels: int = 3, num_classes: int = 10, *,
