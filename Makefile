@@ -7,11 +7,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.crfkit-installed
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: setup lab test exercises help
 
 help:
-	@echo "make lab        set up (if needed) and open JupyterLab on lectures/"
+	@echo "make lab        set up (if needed) and open JupyterLab on lectures/;"
+	@echo "                ARGS go to JupyterLab: make lab ARGS=\"--no-browser --port 8899\""
 	@echo "make test       set up (if needed) and run the whole test suite"
 	@echo "make setup      create .venv and install the pinned stack and crfkit"
 	@echo "make exercises  regenerate exercises/ from solutions/"
@@ -28,7 +30,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@echo "crfkit environment ready in $(VENV)"
 
 lab: setup
-	$(PY) -m crfkit.course lab
+	$(PY) -m crfkit.course lab $(ARGS)
 
 exercises: setup
 	$(PY) -m crfkit.course exercises

@@ -7,7 +7,8 @@ functions that run wherever their inputs live (CPU, CUDA, MPS).
 
 Conventions
 -----------
-Every function in crfkit uses the same names and shapes (``shared/CONTRACT.md``):
+Every function in crfkit uses the same names and shapes; this table is their one home, and
+the other modules' docstrings point here:
 
 ==================  =============================  ===================================
 name                shape                          meaning
@@ -52,10 +53,11 @@ from crfkit.utils import device, seed_everything
 __version__ = "0.1.0"
 
 # Submodules load on first use (``ck.checks``, ``ck.widgets`` ...), so that
-# ``import crfkit`` stays light for researchers who only want the models.
+# ``import crfkit`` stays light for researchers who only want the models. Every public
+# submodule is listed (tests/test_package.py compares the list with the files).
 _SUBMODULES = (
-    "checks", "course", "data", "inference", "landscape", "metrics", "models", "nn", "potentials", "summary", "train",
-    "utils", "viz", "widgets",
+    "checks", "course", "crf", "data", "dense", "filters", "inference", "landscape", "metrics", "models", "nn",
+    "permutohedral", "potentials", "summary", "train", "utils", "viz", "widgets",
 )
 
 

@@ -20,15 +20,18 @@ number the student reads.
 
 Put answers inside functions: the check cell after an exercise then calls the
 student's function, and an unfinished exercise shows the same "not done yet" error
-there instead of a ``NameError``. ``tests/test_exercises.py`` runs every exercise
-sheet and fails on any other error.
+there instead of a ``NameError``. ``tests/test_course.py`` runs every exercise sheet
+and fails on any other error (``test_exercise_sheet_runs_with_only_not_done_errors``);
+``tests/test_checks.py`` tests the checkers those check cells call: crfkit's answer passes,
+typical wrong ones get a hint, an unfinished exercise keeps its "not done yet" error.
 
 Command line
 ------------
 ``python -m crfkit.course exercises``           regenerate ``exercises/``
 ``python -m crfkit.course exercises --check``   exit 1 if ``exercises/`` is stale
 ``python -m crfkit.course run NOTEBOOK ...``    execute in place, keeping outputs
-``python -m crfkit.course lab [ARGS ...]``      JupyterLab on ``lectures/``
+``python -m crfkit.course lab [ARGS ...]``      JupyterLab on ``lectures/``; ``ARGS`` (say
+                                                ``--no-browser --port 8899``) go to JupyterLab
 """
 
 from __future__ import annotations
@@ -257,8 +260,8 @@ def lab_command(
 ) -> list[str]:
     """The command line that serves the course in JupyterLab.
 
-    ``make lab`` runs it as is; the browser test adds a port, a token and
-    ``--no-browser``, so both start the same server.
+    ``make lab`` runs it with ``ARGS`` as ``extra`` (``python -m crfkit.course lab ARGS``);
+    the browser test adds a port, a token and ``--no-browser``, so both start the same server.
     """
     cmd = [
         sys.executable,
@@ -279,9 +282,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("--check", action="store_true", help="only report stale sheets; exit 1 if any")
     run = sub.add_parser("run", help="execute notebooks in place, keeping their outputs")
     run.add_argument("notebooks", nargs="+", type=Path)
-    lab = sub.add_parser("lab", help="open JupyterLab on lectures/")
-    lab.add_argument("lab_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    sub.add_parser(
+        "lab", help="open JupyterLab on lectures/; every other argument goes to JupyterLab",
+        usage="python -m crfkit.course lab [-h] [ARGS ...]",
+        description="Open JupyterLab on lectures/. Every argument after `lab` (say --no-browser "
+                    "--port 8899) is passed to JupyterLab; a leading `--` is dropped (`lab -- --help` "
+                    "shows JupyterLab's help).",
+    )
+    args, extra = parser.parse_known_args(argv)
+    if args.command != "lab" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     if args.command == "exercises":
         if args.check:
@@ -298,7 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             execute_notebook(path)
         return 0
     if args.command == "lab":
-        return subprocess.call(lab_command(extra=args.lab_args))
+        if extra[:1] == ["--"]:
+            extra = extra[1:]  # `lab -- ARGS`: the separator is ours, not JupyterLab's
+        return subprocess.call(lab_command(extra=extra))
     return 2  # pragma: no cover - argparse rejects other commands
 
 

@@ -1,6 +1,6 @@
 """Conversions between probabilities and energies, at the edge of crfkit.
 
-crfkit works with **energies** everywhere (``shared/CONTRACT.md``): a unary potential
+crfkit works with **energies** everywhere (see the conventions in :mod:`crfkit`): a unary potential
 is ``unary[b, k, i, j] = -log p(y_ij = k | x)``, lower meaning more likely. Networks
 output probabilities (or logits); these two functions are the named border crossing:
 

@@ -14,32 +14,43 @@ activation, dropout, ...) and records, in execution order, for each call:
     ``O(elements)`` work, small next to the convolutions; a bias add is not counted either.
 
 * the **receptive field** ``r`` and the effective stride ("jump") ``j`` of one output
-  element, per spatial dimension, with respect to the network input. Each convolution or
-  pooling layer with kernel ``k``, stride ``s`` and dilation ``d`` updates them as
+  element, per spatial dimension, with respect to the network input. They are computed by
+  :mod:`crfkit.nn.arithmetic` (one implementation of the convolution arithmetic): each
+  convolution, pooling or transposed-convolution call adds its :class:`~crfkit.nn.arithmetic.Layer`
+  (kernel ``k``, stride ``s``, padding ``p``, dilation ``d``, one per spatial axis) to the chain
+  of layers behind its input, and the row shows
+  :func:`~crfkit.nn.arithmetic.receptive_field` and :func:`~crfkit.nn.arithmetic.output_stride`
+  of that chain. For convolutions and pools this is the recurrence
 
   .. math::
 
       r_{out} = r_{in} + (d (k - 1)) \\, j_{in}, \\qquad j_{out} = j_{in} s,
 
   starting from ``r = j = 1`` at the input (Araujo et al. 2019, Eq. 1-2); a stack of ``n``
-  3x3 convolutions has ``r = 2n + 1``. An adaptive pool counts as a pool with
-  ``s = floor(in / out)``, ``k = in - (out - 1) s``. Layers that mix all positions
+  3x3 convolutions has ``r = 2n + 1``. After a transposed convolution the values are exact
+  too (arithmetic follows the first and last input pixel of each output phase): the jump is
+  divided by ``s`` (a ``fractions.Fraction`` below one pixel, e.g. ``1/2`` after a stride-2
+  upsampling of the input), and a 4x4 stride-2 transposed layer gives each output
+  ``ceil(4 / 2) = 2`` input pixels. An adaptive pool counts as a pool with
+  ``s = floor(in / out)``, ``k = in - (out - 1) s`` (at least 1). Layers that mix all positions
   (``Linear``, a global pool to 1x1 and what follows them) are marked ``global``
   (receptive field: the whole input). Any other leaf with an int ``stride`` attribute
-  (such as :class:`crfkit.models.PadShortcut`) counts as ``k = 1``; the rest pass ``r, j``
-  through.
+  (such as :class:`crfkit.models.PadShortcut`) counts as a convolution with ``k = 1``; the
+  rest pass ``r, j`` through.
 
-  The state is carried **per tensor**: a layer takes the ``r, j`` of the tensor it was
+  The chain is carried **per tensor**: a layer extends the chain of the tensor it was
   called on. When that tensor came out of an operation that is not a module (``torch.cat``,
-  ``x + y``, ``flatten``), the largest finite receptive field recorded so far is used
-  (so the global gate of an SE block does not make the rest of the network global). This is
-  exact for chains, for residual additions (the residual branch is the larger) and for
-  concatenations of branches that just ran (Inception, DenseNet); for other multi-branch
+  ``x + y``, ``flatten``), the chain with the largest finite receptive field recorded so far
+  is used (so the global gate of an SE block does not make the rest of the network global).
+  This is exact for chains, for residual additions (the residual branch is the larger) and
+  for concatenations of branches that just ran (Inception, DenseNet); for other multi-branch
   graphs it follows execution order and gives the main path's value, an approximation.
-  Padding does not change ``r`` (the field is measured on the padded grid and can exceed
-  the image).
+  Padding does not change ``r`` of a convolution (the field is measured on the padded grid
+  and can exceed the image).
 
-Cost: one forward pass (under ``torch.no_grad``, in eval mode) plus a hook per leaf call.
+Cost: one forward pass (under ``torch.no_grad``, in eval mode) plus a hook per leaf call; each
+new chain is measured once by :mod:`crfkit.nn.arithmetic`, ``O(L)`` for ``L`` layers (``O(L^2)``
+in all).
 
 References
 ----------
@@ -54,9 +65,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import torch
 from torch import nn
+
+from crfkit.nn.arithmetic import Layer, output_stride, receptive_field
 
 __all__ = ["LayerRow", "LayerTable", "summary"]
 
@@ -86,9 +100,9 @@ class LayerRow:
         Multiply-accumulates of this call for the whole batch (see the module docstring).
     receptive_field : tuple of int, or None
         Receptive field per spatial dimension of one output element; ``None`` = global.
-    jump : tuple of int, or None
+    jump : tuple of int or Fraction, or None
         Effective stride per spatial dimension (distance in input pixels between adjacent
-        outputs); ``None`` = global.
+        outputs; a ``Fraction`` after upsampling below one input pixel); ``None`` = global.
     """
 
     name: str
@@ -97,7 +111,7 @@ class LayerRow:
     params: int
     macs: int
     receptive_field: tuple[int, ...] | None
-    jump: tuple[int, ...] | None
+    jump: tuple[int | Fraction, ...] | None
 
 
 @dataclass
@@ -226,20 +240,21 @@ def summary(model: nn.Module, input_size: Sequence[int],
                     dtype=dtype).to(device)
 
     spatial = len(input_size) - 2
-    ones = (1,) * spatial
-    # receptive-field state per tensor: id -> (tensor kept alive, rf, jump); rf None = global
-    state: dict[int, tuple[torch.Tensor, tuple[int, ...] | None, tuple[int, ...] | None]] = {
-        id(x): (x, ones, ones)
-    }
-    widest: list = [ones, ones]  # the largest finite receptive field so far, and its jump
+    start: tuple[tuple[Layer, ...], ...] = ((),) * spatial  # per axis, the layers behind a tensor
+    # chain per tensor: id -> (tensor kept alive, chains); chains None = global
+    state: dict[int, tuple[torch.Tensor, tuple[tuple[Layer, ...], ...] | None]] = {id(x): (x, start)}
+    widest: list = [start, (1,) * spatial]  # the chains of the largest finite field so far, and that field
+    fields: dict = {}  # chain -> (receptive field, jump), computed once per chain
     rows: list[LayerRow] = []
     names = {m: n for n, m in model.named_modules()}
 
-    def lookup(t: object) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
-        if isinstance(t, torch.Tensor) and id(t) in state:
-            _, rf, jump = state[id(t)]
-            return rf, jump
-        return widest[0], widest[1]  # from an untracked op: the main path's value
+    def measure(chains):
+        if chains is None:
+            return None, None
+        for chain in chains:
+            if chain not in fields:
+                fields[chain] = (receptive_field(list(chain)), output_stride(list(chain)))
+        return tuple(fields[c][0] for c in chains), tuple(fields[c][1] for c in chains)
 
     def hook(module: nn.Module, inputs: tuple, output: object) -> None:
         inp = inputs[0] if inputs else None
@@ -247,12 +262,21 @@ def summary(model: nn.Module, input_size: Sequence[int],
         if isinstance(out, (tuple, list)):
             out = out[0]
         out_shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
-        rf, jump = lookup(inp)
-        rf, jump = _propagate(module, inp, out, rf, jump)
+        if isinstance(inp, torch.Tensor) and id(inp) in state:
+            chains = state[id(inp)][1]
+        else:
+            chains = widest[0]  # from an untracked op: the main path's chain
+        if chains is not None:
+            layers = _layers(module, inp, out, spatial)
+            if layers is None:
+                chains = None
+            elif layers:
+                chains = tuple(c + (layer,) for c, layer in zip(chains, layers))
+        rf, jump = measure(chains)
         if isinstance(out, torch.Tensor):
-            state[id(out)] = (out, rf, jump)
-        if rf is not None and math.prod(rf) >= math.prod(widest[0]):
-            widest[0], widest[1] = rf, jump
+            state[id(out)] = (out, chains)
+        if rf is not None and math.prod(rf) >= math.prod(widest[1]):
+            widest[0], widest[1] = chains, rf
         own = sum(p.numel() for p in module.parameters(recurse=False))
         rows.append(LayerRow(names.get(module, "?"), type(module).__name__, out_shape, own,
                              _macs(module, inp, out), rf, jump))
@@ -273,46 +297,44 @@ def summary(model: nn.Module, input_size: Sequence[int],
 
 
 def _tuple(value: int | Sequence[int], n: int) -> tuple[int, ...]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * n
+    return tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value),) * n
 
 
-def _propagate(module: nn.Module, inp: object, out: object, rf, jump):
-    """Apply ``r += d (k - 1) j``, ``j *= s`` for conv/pool layers; see the module docstring."""
-    if rf is None:
-        return None, None
-    n = len(rf)
+def _layers(module: nn.Module, inp: object, out: object, n: int):
+    """The module as one :class:`~crfkit.nn.arithmetic.Layer` per spatial axis; ``()`` for a
+    layer that leaves ``r, j`` alone, ``None`` for one that mixes all positions (global).
+    See the module docstring."""
     if isinstance(module, nn.Linear):
-        return None, None
-    if isinstance(module, _CONV + _CONV_T + _POOL):
+        return None
+    if n == 0:
+        return ()
+    if isinstance(module, _CONV + _CONV_T):
+        k, s, d = _tuple(module.kernel_size, n), _tuple(module.stride, n), _tuple(module.dilation, n)
+        if isinstance(module.padding, str):  # "valid" / "same": torch pads total // 2 on the left
+            p = tuple(dd * (kk - 1) // 2 if module.padding == "same" else 0 for kk, dd in zip(k, d))
+        else:
+            p = _tuple(module.padding, n)
         if isinstance(module, _CONV_T):
-            # a transposed conv upsamples: the jump shrinks by s, each output sees k / s inputs
-            k = _tuple(module.kernel_size, n)
-            s = _tuple(module.stride, n)
-            d = _tuple(module.dilation, n)
-            new_jump = tuple(max(1, jj // ss) for jj, ss in zip(jump, s))
-            new_rf = tuple(r + ((dd * (kk - 1)) // ss) * jj
-                           for r, kk, ss, dd, jj in zip(rf, k, s, d, jump))
-            return new_rf, new_jump
+            op = _tuple(module.output_padding, n)
+            return tuple(Layer("transposed", *dims) for dims in zip(k, s, p, d, op))
+        return tuple(Layer("conv", *dims) for dims in zip(k, s, p, d))
+    if isinstance(module, _POOL):
         k = _tuple(module.kernel_size, n)
-        stride = module.stride if module.stride is not None else module.kernel_size
-        s = _tuple(stride, n)
+        s = _tuple(module.stride if module.stride is not None else module.kernel_size, n)
+        p = _tuple(getattr(module, "padding", 0), n)
         d = _tuple(getattr(module, "dilation", 1), n)
-        new_rf = tuple(r + dd * (kk - 1) * jj for r, kk, dd, jj in zip(rf, k, d, jump))
-        return new_rf, tuple(jj * ss for jj, ss in zip(jump, s))
-    if isinstance(module, _ADAPTIVE) and isinstance(inp, torch.Tensor) \
-            and isinstance(out, torch.Tensor):
-        size_in = inp.shape[-n:]
-        size_out = out.shape[-n:]
+        return tuple(Layer("pool", *dims) for dims in zip(k, s, p, d))
+    if isinstance(module, _ADAPTIVE) and isinstance(inp, torch.Tensor) and isinstance(out, torch.Tensor):
+        size_in, size_out = inp.shape[-n:], out.shape[-n:]
         if all(o == 1 for o in size_out):
-            return None, None  # global pooling
+            return None  # global pooling
         s = tuple(max(1, i // o) for i, o in zip(size_in, size_out))
-        k = tuple(i - (o - 1) * ss for i, o, ss in zip(size_in, size_out, s))
-        new_rf = tuple(r + (kk - 1) * jj for r, kk, jj in zip(rf, k, jump))
-        return new_rf, tuple(jj * ss for jj, ss in zip(jump, s))
+        k = tuple(max(1, i - (o - 1) * ss) for i, o, ss in zip(size_in, size_out, s))
+        return tuple(Layer("pool", kk, ss) for kk, ss in zip(k, s))
     stride = getattr(module, "stride", None)
-    if isinstance(stride, int) and stride > 1:  # e.g. a subsampling shortcut: k = 1, s = stride
-        return rf, tuple(jj * stride for jj in jump)
-    return rf, jump
+    if isinstance(stride, int) and not isinstance(stride, bool) and stride > 1:
+        return (Layer("conv", 1, stride),) * n  # e.g. a subsampling shortcut: k = 1, s = stride
+    return ()
 
 
 def _macs(module: nn.Module, inp: object, out: object) -> int:

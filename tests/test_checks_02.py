@@ -9,7 +9,8 @@ from torch import nn
 from torch.nn.functional import conv_transpose2d as aliased_conv_transpose2d
 
 import crfkit as ck
-from crfkit import checks, checks_02  # noqa: F401 - registers exercises 2.1-2.2
+from crfkit import checks
+from crfkit.checks import sheet02  # noqa: F401 - exercises 2.1-2.2
 
 
 # --- 2.1: the by-hand example, right and with typical slips
@@ -23,8 +24,8 @@ def trconv_by_hand(stride):
 
 
 def by_hand_flipped_kernel(stride):  # the kernel slid over the padded image without flipping
-    x = torch.tensor(checks_02.BY_HAND_IMAGE)[None, None]
-    w = torch.tensor(checks_02.BY_HAND_KERNEL).flip(0, 1)[None, None]
+    x = torch.tensor(sheet02.BY_HAND_IMAGE)[None, None]
+    w = torch.tensor(sheet02.BY_HAND_KERNEL).flip(0, 1)[None, None]
     return F.conv_transpose2d(x, w, stride=stride)[0, 0].tolist()
 
 
@@ -35,14 +36,14 @@ def by_hand_one_slip(stride):
 
 
 def by_hand_valid_conv(stride):  # an ordinary convolution: the image shrinks
-    x = torch.tensor(checks_02.BY_HAND_IMAGE)[None, None]
-    w = torch.tensor(checks_02.BY_HAND_KERNEL)[None, None]
+    x = torch.tensor(sheet02.BY_HAND_IMAGE)[None, None]
+    w = torch.tensor(sheet02.BY_HAND_KERNEL)[None, None]
     return F.conv2d(x, w, stride=stride)[0, 0]
 
 
 def test_by_hand_answer_is_torchs():
-    x = torch.tensor(checks_02.BY_HAND_IMAGE)[None, None]
-    w = torch.tensor(checks_02.BY_HAND_KERNEL)[None, None]
+    x = torch.tensor(sheet02.BY_HAND_IMAGE)[None, None]
+    w = torch.tensor(sheet02.BY_HAND_KERNEL)[None, None]
     for stride, want in ((1, STRIDE_1), (2, STRIDE_2)):
         assert F.conv_transpose2d(x, w, stride=stride)[0, 0].tolist() == want
 
@@ -167,13 +168,13 @@ def test_unswapped_channels_with_different_counts_get_the_swap_hint():
 
 def test_helper_slips_are_wrong_on_the_first_config():
     """Each slip shows on the first config (C_in = C_out, k = 3, s = 2, p = 1)."""
-    b, c_in, c_out, h, w, k, s, p = checks_02._TRCONV_CONFIGS[0]
+    b, c_in, c_out, h, w, k, s, p = sheet02._TRCONV_CONFIGS[0]
     x = torch.randn(b, c_in, h, w, dtype=torch.float64)
     weight = torch.randn(c_in, c_out, k, k, dtype=torch.float64)
     want = F.conv_transpose2d(x, weight, stride=s, padding=p)
-    assert torch.allclose(checks_02._via_conv2d(x, weight, s, p), want)
-    for _, knobs in checks_02._TRCONV_MISTAKES:
-        got = checks_02._via_conv2d(x, weight, s, p, **knobs(s, p, k))
+    assert torch.allclose(sheet02._via_conv2d(x, weight, s, p), want)
+    for _, knobs in sheet02._TRCONV_MISTAKES:
+        got = sheet02._via_conv2d(x, weight, s, p, **knobs(s, p, k))
         if knobs(s, p, k) != {"pad": p}:  # pad = p is right when k - 1 - p = p
             assert got.shape != want.shape or not torch.allclose(got, want)
 

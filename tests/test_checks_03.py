@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 import crfkit as ck
-from crfkit import checks, checks_03  # noqa: F401 - registers exercises 3.1-3.2
+from crfkit import checks
+from crfkit.checks import sheet03  # noqa: F401 - exercises 3.1-3.2
 from crfkit.models import ASPP
 
 
@@ -60,7 +61,7 @@ def rf_in_place(layers):
 def measured_receptive_field(layers):
     """Backpropagate from output pixel 0 of a real stack of ``nn.Conv2d`` (weights 1, no
     padding) and measure how many input rows the gradient reaches."""
-    size = checks_03._receptive_field(layers) + 7  # room to spare
+    size = sheet03.expected_receptive_field(layers) + 7  # room to spare
     convs = []
     for k, s, d in layers:
         conv = nn.Conv2d(1, 1, (k, 1), stride=(s, 1), dilation=(d, 1), bias=False).double()
@@ -73,15 +74,15 @@ def measured_receptive_field(layers):
     return int(rows.max() - rows.min() + 1)
 
 
-@pytest.mark.parametrize("stack", checks_03._RF_STACKS, ids=str)
+@pytest.mark.parametrize("stack", sheet03._RF_STACKS, ids=str)
 def test_oracle_matches_the_gradient_of_a_real_stack(stack):
-    assert checks_03._receptive_field(stack) == measured_receptive_field(stack)
+    assert sheet03.expected_receptive_field(stack) == measured_receptive_field(stack)
 
 
 def test_checker_stacks_tell_every_slip_apart():
-    want = [checks_03._receptive_field(s) for s in checks_03._RF_STACKS]
-    for mistake, _ in checks_03._RF_MISTAKES:
-        assert [mistake(s) for s in checks_03._RF_STACKS] != want
+    want = [sheet03.expected_receptive_field(s) for s in sheet03._RF_STACKS]
+    for mistake, _ in sheet03._RF_MISTAKES:
+        assert [mistake(s) for s in sheet03._RF_STACKS] != want
 
 
 # --- 3.2: ASPP, right and with typical slips
@@ -219,11 +220,12 @@ def test_parameter_formula_of_the_docstring():
         assert sum(p.numel() for p in ASPP(c_in, c_out, rates).parameters()) == formula
 
 
-@pytest.mark.parametrize("module", ["crfkit.checks_01", "crfkit.checks_02", "crfkit.checks_03"])
+@pytest.mark.parametrize("module", ["crfkit.checks._common", "crfkit.checks.sheet03", "crfkit.checks.sheet05"])
 def test_each_sheet_module_can_be_imported_first(module):
-    """A sheet's setup cell imports its checker module first; no circular-import error."""
+    """Importing any one checker module first loads them all; no circular-import error."""
     import subprocess
     import sys
 
-    code = f"import {module}, crfkit.checks as c; assert {{'1.3', '2.2', '3.2'}} <= set(c.checkers())"
+    code = (f"import {module}, crfkit.checks as c; "
+            "assert {'0.1', '1.3', '2.2', '3.2', '4.2', '5.1'} <= set(c.checkers())")
     subprocess.run([sys.executable, "-c", code], check=True)

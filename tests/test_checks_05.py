@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import crfkit as ck
-from crfkit import checks, checks_05  # noqa: F401 - registers exercises 5.1-5.3
+from crfkit import checks
+from crfkit.checks import sheet05  # noqa: F401 - exercises 5.1-5.3
+from crfkit.checks._common import asymmetric_table
 
 
 # --- 5.1: one mean-field update, right and with typical slips
@@ -188,22 +192,24 @@ def test_5_3_accepts_the_definition_pixel_by_pixel():
 
 
 def test_5_1_forbids_crfkit_and_restores_it():
-    module = checks_05._mean_field_module
+    module = sys.modules["crfkit.inference.mean_field"]
     before = module.grid_messages
+    assert before is ck.inference.grid_messages
     with pytest.raises(checks.CheckFailed):
         checks.check("5.1", mean_field_step_crfkit)
-    assert module.grid_messages is before
+    assert module.grid_messages is before and ck.inference.grid_messages is before
+    assert module.mean_field is ck.inference.mean_field and not hasattr(module.mean_field, "__wrapped__")
 
 
 def test_slips_of_5_1_are_told_apart():
     gen = torch.Generator().manual_seed(0)
     u = torch.rand(2, 3, 4, 5, generator=gen, dtype=torch.float64)
-    p = checks_05._asymmetric_table(3, gen)
-    q = checks_05._random_q(2, 3, 4, 5, gen)
-    variants = [checks_05._step(u, p, q)] + [
-        checks_05._step(u, p, q, **knobs)
+    p = asymmetric_table(3, gen)
+    q = sheet05._random_q(2, 3, 4, 5, gen)
+    variants = [sheet05._step(u, p, q)] + [
+        sheet05._step(u, p, q, **knobs)
         for knobs in (dict(back_table="P"), dict(forward=False), dict(backward=False), dict(wrap=True))
-    ] + [checks_05._step(u, p.T.contiguous(), q)]
+    ] + [sheet05._step(u, p.T.contiguous(), q)]
     for i, a in enumerate(variants):
         for b in variants[i + 1:]:
             assert not torch.allclose(a, b)

@@ -153,3 +153,59 @@ def test_lab_command_serves_lectures():
     assert cmd[1:3] == ["-m", "jupyterlab"]
     assert f"--ServerApp.root_dir={REPO}" in cmd
     assert "--LabApp.default_url=/lab/tree/lectures" in cmd
+
+
+@pytest.fixture
+def lab_calls(monkeypatch):
+    """The command lines ``course.main(["lab", ...])`` would start (no server is started)."""
+    calls = []
+
+    def call(cmd):
+        calls.append(cmd)
+        return 0
+
+    monkeypatch.setattr(course.subprocess, "call", call)
+    return calls
+
+
+@pytest.mark.parametrize("argv", [
+    ["lab", "--no-browser", "--port", "8899"],
+    ["lab", "--", "--no-browser", "--port", "8899"],
+])
+def test_lab_passes_every_other_argument_to_jupyterlab(lab_calls, argv):
+    assert course.main(argv) == 0
+    (cmd,) = lab_calls
+    assert cmd == course.lab_command() + ["--no-browser", "--port", "8899"]
+    assert "--" not in cmd
+
+
+def test_lab_keeps_the_order_of_its_arguments_and_a_later_separator(lab_calls):
+    args = ["--ServerApp.token=abc", "--port=8899", "--", "notebook.ipynb"]
+    assert course.main(["lab", *args]) == 0
+    assert lab_calls == [course.lab_command() + args]
+    assert course.main(["lab"]) == 0
+    assert lab_calls[-1] == course.lab_command()
+
+
+def test_other_commands_still_refuse_unknown_arguments(lab_calls, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        course.main(["exercises", "--no-browser"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --no-browser" in capsys.readouterr().err
+    assert lab_calls == []
+
+
+def test_make_lab_passes_args_through():
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    dry = subprocess.run(["make", "-n", "-C", str(REPO), "lab", 'ARGS=--no-browser --port 8899'],
+                         capture_output=True, text=True, check=True).stdout  # -n: print, run nothing
+    lab = [line for line in dry.splitlines() if "-m crfkit.course lab" in line]
+    assert len(lab) == 1, dry
+    assert lab[0].split("-m crfkit.course lab", 1)[1].split() == ["--no-browser", "--port", "8899"]
+    help_text = subprocess.run(["make", "-C", str(REPO), "help"], capture_output=True, text=True,
+                               check=True).stdout
+    assert "ARGS" in help_text

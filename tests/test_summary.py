@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import crfkit.models as M
+from crfkit.nn.arithmetic import layers_of, output_stride, receptive_field
 from crfkit.summary import LayerTable, summary
 
 
@@ -216,3 +218,82 @@ def test_small_configs_are_small(name):
     assert table.total_macs < 25e6  # per 32x32 image: a batch of 64 runs in milliseconds
     assert table.total_params == sum(p.numel() for p in getattr(M, name)().parameters())
     assert math.prod(table.output_shape) == 10
+
+
+# --------------------------------------------------------------------------- one arithmetic
+# summary's receptive fields and jumps are crfkit.nn.arithmetic's, transposed layers included
+
+
+def _upsampling_stack(pool=nn.MaxPool2d):
+    """A chain with two transposed convolutions (the second one upsamples below one input pixel)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 1, 3, stride=2, padding=1), nn.ReLU(), pool(2),
+        nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1), nn.Conv2d(1, 1, 3, padding=1),
+        nn.ConvTranspose2d(1, 1, 6, stride=4, padding=1), nn.Conv2d(1, 1, 2), nn.AvgPool2d(3, stride=1),
+    )
+
+
+@pytest.mark.parametrize("make", [
+    _upsampling_stack,
+    lambda: M.vgg_small().features,
+    lambda: nn.Sequential(nn.ConvTranspose2d(1, 1, 3, stride=3), nn.Conv2d(1, 1, 5, dilation=2)),
+    lambda: nn.Sequential(nn.Conv2d(1, 1, 7, stride=2, padding=3), nn.ConvTranspose2d(1, 1, 2, stride=2, dilation=3)),
+], ids=["upsampling", "vgg_small.features", "transposed_then_dilated", "dilated_transposed"])
+def test_every_row_is_nn_arithmetic_of_the_layers_so_far(make):
+    net = make()
+    layers = layers_of(net)
+    table = summary(net, (1, net[0].in_channels, 48, 48))
+    spatial = [r for r in table if r.type in ("Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d")]
+    assert len(spatial) == len(layers)
+    for i, row in enumerate(spatial):
+        rf, jump = receptive_field(layers[: i + 1]), output_stride(layers[: i + 1])
+        assert row.receptive_field == (rf, rf) and row.jump == (jump, jump), (i, row.name)
+    assert table.rows[-1].receptive_field == (receptive_field(net),) * 2
+
+
+def test_transposed_layer_divides_the_jump_exactly():
+    table = summary(nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1), (1, 1, 5, 5))
+    (row,) = table.rows
+    assert row.jump == (Fraction(1, 2), Fraction(1, 2))  # neighbouring outputs: half a pixel apart
+    assert row.receptive_field == (2, 2)  # each output receives ceil(4 / 2) input pixels
+    assert "1/2" in str(table).splitlines()[2]
+
+
+def test_upsampling_stack_receptive_field_equals_gradient_support():
+    # Oracle: positive weights and average pooling, so an output depends on exactly the input
+    # pixels its field spans; the widest gradient support over one period of output rows (8
+    # phases: the jump ends at 1/2 after strides 2, 2, 1/2, 1/4) away from the borders is the
+    # receptive field.
+    net = _upsampling_stack(pool=nn.AvgPool2d)
+    for p in net.parameters():
+        nn.init.constant_(p, 1.0)
+    x = torch.zeros(1, 1, 96, 96, requires_grad=True)
+    out = net(x)[0, 0]  # [H', W']
+    centre = out.shape[0] // 2
+    widest = 0
+    for o in range(centre, centre + 8):
+        (grad,) = torch.autograd.grad(out[o, centre], x, retain_graph=True)
+        rows = torch.nonzero(grad[0, 0].abs().sum(1) > 0)[:, 0]
+        assert 0 < rows.min() and rows.max() < 95  # not clipped by the border
+        widest = max(widest, int(rows.max() - rows.min()) + 1)
+    table = summary(net, tuple(x.shape))
+    assert table.rows[-1].receptive_field == (widest, widest)
+    assert table.rows[-1].jump == (Fraction(1, 2),) * 2
+
+
+def test_fcn8s_upsampling_rows_follow_the_main_path_exactly():
+    # FCN-8s: backbone -> fc -> score_fr -> upscore2 (+ score_pool4) -> upscore_pool4 (+ score_pool3)
+    # -> upscore. The fused sums take the main path (the larger field); each transposed layer's row
+    # is nn.arithmetic's exact value for that chain. The former recurrence rounded the transposed
+    # layers' fields per layer and gave 266 / 274 for upscore_pool4 / upscore, exact: 282 / 282.
+    model = M.fcn8s_small(num_classes=5)
+    backbone = [layer for stage in model.stages for layer in layers_of(stage) + layers_of(model.pool)]
+    main = backbone + layers_of(model.fc) + layers_of(model.score_fr)
+    rows = {r.name: r for r in summary(model, (1, 3, 64, 64))}
+    for name in ("upscore2", "upscore_pool4", "upscore"):
+        main = main + layers_of(getattr(model, name))
+        rf, jump = receptive_field(main), output_stride(main)
+        assert rows[name].receptive_field == (rf, rf) and rows[name].jump == (jump, jump), name
+    assert rows["upscore"].receptive_field == (282, 282) and rows["upscore"].jump == (1, 1)
+    pool4 = [layer for stage in model.stages[:4] for layer in layers_of(stage) + layers_of(model.pool)]
+    assert rows["score_pool4"].receptive_field == (receptive_field(pool4),) * 2 == (74, 74)

@@ -1,4 +1,8 @@
-"""The lecture-00 widget's drawing code (the browser test drives the live widget)."""
+"""The lecture widgets' drawing code and checks (the browser test drives the live widgets).
+
+Lecture 00's temperature explorer (:mod:`crfkit.widgets.temperature`), then lecture 05's mean-field
+explorer (:mod:`crfkit.widgets.mean_field`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pytest
 import torch
 
 import crfkit as ck
+import crfkit.widgets.mean_field as mean_field_widget
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,10 +57,14 @@ def test_explorer_builds_a_slider_and_redraws_on_change():
     (dict(unary=torch.zeros(2, 3, 4, 4)), ValueError, r"unary: expected one image, shape \[1, K, H, W\]"),
     (dict(unary=torch.zeros(1, 1, 4, 4)), ValueError, "at least 2 labels"),
     (dict(unary=torch.zeros(1, 3, 4, 4), temperature=0.0), ValueError, "0 < min_temperature"),
-    (dict(unary=torch.zeros(1, 3, 4, 4), label=3), ValueError, "label: expected 0..2, got 3"),
+    (dict(unary=torch.zeros(1, 3, 4, 4), label=3), ValueError, "label: expected an int in 0..2, got 3"),
+    (dict(unary=torch.zeros(1, 3, 4, 4), label=1.0), TypeError, "label: expected an int in 0..2, got float 1.0"),
+    (dict(unary=torch.zeros(1, 3, 4, 4), temperature="1"), TypeError, "temperature: expected a finite number, got str"),
+    (dict(unary=torch.zeros(1, 3, 4, 4), max_temperature=float("nan")), ValueError,
+     "max_temperature: expected a finite number, got nan"),
     (dict(unary=torch.full((1, 2, 2, 2), float("nan"))), ValueError, "finite"),
 ])
-def test_explorer_rejects_bad_input(kwargs, error, match):
+def test_temperature_explorer_rejects_bad_input(kwargs, error, match):
     with pytest.raises(error, match=match):
         ck.widgets.temperature_explorer(**kwargs)
 
@@ -94,9 +103,9 @@ def _data(ax) -> torch.Tensor:
 
 @pytest.fixture
 def count_inference(monkeypatch):
-    """Count the calls of mean_field and mean_field_free_energy made by crfkit.widgets."""
+    """Count the calls of mean_field and mean_field_free_energy made by crfkit.widgets.mean_field."""
     calls = {"mean_field": 0, "free_energy": 0}
-    real_mf, real_fe = ck.widgets.mean_field, ck.widgets.mean_field_free_energy
+    real_mf, real_fe = mean_field_widget.mean_field, mean_field_widget.mean_field_free_energy
 
     def mf(*args, **kwargs):
         calls["mean_field"] += 1
@@ -106,8 +115,8 @@ def count_inference(monkeypatch):
         calls["free_energy"] += 1
         return real_fe(*args, **kwargs)
 
-    monkeypatch.setattr(ck.widgets, "mean_field", mf)
-    monkeypatch.setattr(ck.widgets, "mean_field_free_energy", fe)
+    monkeypatch.setattr(mean_field_widget, "mean_field", mf)
+    monkeypatch.setattr(mean_field_widget, "mean_field_free_energy", fe)
     return calls
 
 
@@ -245,14 +254,17 @@ def _bad(**changes):
     (_bad(unary=torch.full((1, 3, 4, 4), float("nan"))), ValueError, "unary: expected finite"),
     (_bad(unary=torch.zeros(2, 3, 4, 4)), ValueError, r"unary: expected one image, shape \[1, K, H, W\]"),
     (_bad(unary=torch.zeros(1, 1, 4, 4)), ValueError, "unary: expected at least 2 labels"),
-    (_bad(label=3), ValueError, "label: expected 0..2, got 3"),
-    (_bad(iterations=0), ValueError, "iterations: expected an integer >= 1, got 0"),
-    (_bad(iterations=True), ValueError, "iterations: expected an integer >= 1"),
-    (_bad(normalization="both"), ValueError, "normalization: expected one of"),
+    (_bad(label=3), ValueError, "label: expected an int in 0..2, got 3"),
+    (_bad(iterations=0), ValueError, "iterations: expected a positive int, got 0"),
+    (_bad(iterations=True), TypeError, "iterations: expected a positive int, got bool True"),
+    (_bad(normalization="both"), ValueError,
+     r"normalization: expected one of \['symmetric', 'before', 'after', 'none'\], got 'both'"),
     (_bad(kernels=[ck.GaussianKernel(), ck.GaussianKernel()]), ValueError, "kernels: expected at most one GaussianKernel"),
-    (_bad(kernels=["gaussian"]), TypeError, r"kernels\[0\]: expected a crfkit.GaussianKernel"),
+    (_bad(kernels=["gaussian"]), TypeError,
+     r"kernels\[0\]: expected a crfkit.GaussianKernel or crfkit.BilateralKernel, got str"),
+    (_bad(kernels=3), TypeError, "kernels: expected None or a sequence of GaussianKernel"),
 ])
-def test_explorer_rejects_bad_input(kwargs, error, match):
+def test_mean_field_explorer_rejects_bad_input(kwargs, error, match):
     with pytest.raises(error, match=match):
         ck.widgets.MeanFieldExplorer(**kwargs)
 
@@ -260,9 +272,11 @@ def test_explorer_rejects_bad_input(kwargs, error, match):
 def test_mean_field_figure_rejects_bad_iteration_and_label():
     image, unary, _ = _scene(8)
     q = torch.softmax(-unary, 1)
-    with pytest.raises(ValueError, match=r"iteration: expected an integer in 0..2"):
+    with pytest.raises(ValueError, match=r"iteration: expected an int in 0..2, got 3"):
         ck.widgets.mean_field_figure(image, unary, q, [0.0, -1.0, -2.0], 3)
-    with pytest.raises(ValueError, match="label: expected 0..2, got 5"):
+    with pytest.raises(TypeError, match=r"iteration: expected an int in 0..2, got float 1.0"):
+        ck.widgets.mean_field_figure(image, unary, q, [0.0, -1.0, -2.0], 1.0)
+    with pytest.raises(ValueError, match="label: expected an int in 0..2, got 5"):
         ck.widgets.mean_field_figure(image, unary, q, [0.0], 0, label=5)
     with pytest.raises(ValueError, match=r"q: expected shape \[3, 8, 8\]"):
         ck.widgets.mean_field_figure(image, unary, q[:, :2], [0.0], 0)

@@ -5,6 +5,8 @@ exercise   the student writes                           checked against
 =========  ===========================================  ====================================
 1.1        ``conv_output_size(size, kernel, stride,     the output shapes of
            padding, dilation) -> int``                  ``torch.nn.functional.conv2d``
+                                                        (``crfkit.nn.arithmetic``'s
+                                                        sizes it must not call)
 1.2        ``conv_params(in_channels, out_channels,     ``nn.Conv2d(...)`` weight + bias
            kernel, bias, groups) -> int``               sizes
 1.3        ``class MyResidualBlock(nn.Module)``         :class:`crfkit.models.ResidualBlock`
@@ -26,103 +28,35 @@ a check cell does not change the random state of the notebook.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crfkit.checks import CheckFailed, _call, _expect_tensor, _unchanged, exercise
-from crfkit.models.blocks import Bottleneck, DenseBlock, ResidualBlock, SEBlock
+from crfkit.checks._common import (
+    BLOCK_ATOL,
+    CheckFailed,
+    build,
+    call,
+    check_outputs,
+    copy_state,
+    exercise,
+    expect_int,
+    forward,
+    num_params,
+    randomise,
+)
+from crfkit.models import Bottleneck, DenseBlock, ResidualBlock, SEBlock
+from crfkit.nn import arithmetic
 
-ATOL = 1e-5
+ATOL = BLOCK_ATOL
 
 
 # ---------------------------------------------------------------------------
 # helpers
 
-
-def _expect_int(number: str, got: Any, what: str) -> int:
-    if isinstance(got, bool) or not isinstance(got, int):
-        hint = ""
-        if isinstance(got, float):
-            hint = " Use integer division `//` (or math.floor) and return an int."
-        raise CheckFailed(
-            f"Exercise {number}: expected {what} as an int, got {type(got).__name__} {got!r}.{hint}"
-        )
-    return got
-
-
-def _build(number: str, cls: Any, *args: Any) -> nn.Module:
-    """Instantiate the student's block class; an unfinished one re-raises its own error."""
-    if isinstance(cls, nn.Module):
-        raise CheckFailed(
-            f"Exercise {number}: expected the class itself, got an instance of "
-            f"{type(cls).__name__}. Pass the class, `{type(cls).__name__}`, without calling it."
-        )
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise CheckFailed(
-            f"Exercise {number}: expected a subclass of nn.Module, got {type(cls).__name__}. "
-            "Write `class ...(nn.Module):` and pass the class itself."
-        )
-    block = _call(number, cls, *args)
-    if not isinstance(block, nn.Module):  # pragma: no cover - a class that overrides __new__
-        raise CheckFailed(f"Exercise {number}: constructing your class did not give an nn.Module.")
-    return block.double()
-
-
-def _forward(number: str, block: nn.Module, x: torch.Tensor, shape: tuple[int, ...],
-             what: str) -> torch.Tensor:
-    keep = x.clone()
-    with torch.no_grad():
-        got = _call(number, block, x)
-    _unchanged(number, keep, x, "x")
-    return _expect_tensor(number, got, shape, what)
-
-
-def _num_params(block: nn.Module) -> int:
-    return sum(p.numel() for p in block.parameters())
-
-
-def _randomise(block: nn.Module) -> nn.Module:
-    """Give crfkit's block non-trivial batch-norm statistics and affine parameters."""
-    with torch.no_grad():
-        for m in block.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.2)
-                m.running_mean.normal_(0.0, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-    return block
-
-
-def _shape(t: torch.Tensor) -> tuple[int, ...]:
-    return tuple(d for d in t.shape if d != 1)  # a Linear weight [o, i] ~ a 1x1 conv [o, i, 1, 1]
-
-
-def _copy_state(number: str, ref: nn.Module, mine: nn.Module, order: str) -> None:
-    """Copy ``ref``'s parameters, then its buffers, into ``mine`` in registration order."""
-    for kind, ref_named, my_named in (
-        ("parameter", list(ref.named_parameters()), list(mine.named_parameters())),
-        ("buffer", list(ref.named_buffers()), list(mine.named_buffers())),
-    ):
-        if len(ref_named) != len(my_named):
-            raise CheckFailed(
-                f"Exercise {number}: crfkit's block has {len(ref_named)} {kind}s, yours has "
-                f"{len(my_named)} ({', '.join(name for name, _ in my_named) or 'none'}). "
-                f"Use exactly the layers asked for, created in the order {order}."
-            )
-        for i, ((ref_name, src), (my_name, dst)) in enumerate(zip(ref_named, my_named)):
-            if _shape(src) != _shape(dst):
-                raise CheckFailed(
-                    f"Exercise {number}: to compare outputs, crfkit's {kind}s are copied into "
-                    f"yours in the order they were created. {kind.capitalize()} {i} is "
-                    f"`{ref_name}` of shape {list(src.shape)} in crfkit's block but `{my_name}` "
-                    f"of shape {list(dst.shape)} in yours. Create the layers in __init__ in "
-                    f"the order {order}, each with the sizes asked for."
-                )
-            with torch.no_grad():
-                dst.copy_(src.reshape(dst.shape))
+_FLOAT_HINT = "Use integer division `//` (or math.floor) and return an int."
 
 
 def _zero_convs(block: nn.Module) -> None:
@@ -135,7 +69,7 @@ def _zero_convs(block: nn.Module) -> None:
 
 
 def _check_count(number: str, mine: nn.Module, ref: nn.Module, config: str, hints: dict[int, str]) -> None:
-    got, want = _num_params(mine), _num_params(ref)
+    got, want = num_params(mine), num_params(ref)
     if got != want:
         hint = hints.get(got - want, "")
         raise CheckFailed(
@@ -149,7 +83,7 @@ def _check_skip(number: str, block: nn.Module, channels: int, config: str) -> No
     block.eval()
     _zero_convs(block)
     x = torch.randn(2, channels, 5, 5, dtype=torch.float64)  # [B, C, H, W], half negative
-    got = _forward(number, block, x, (2, channels, 5, 5), f"the output of {config}")
+    got = forward(number, block, x, (2, channels, 5, 5), f"the output of {config}")
     if torch.allclose(got, torch.relu(x), atol=ATOL):
         return
     if torch.allclose(got, torch.zeros_like(got), atol=ATOL):
@@ -170,15 +104,6 @@ def _check_skip(number: str, block: nn.Module, channels: int, config: str) -> No
         f"{float((got - torch.relu(x)).abs().max()):.3g}. The identity shortcut adds x "
         "unchanged, then the ReLU follows the addition."
     )
-
-
-def _check_outputs(number: str, got: torch.Tensor, want: torch.Tensor, config: str, hint: str) -> None:
-    if not torch.allclose(got, want, atol=ATOL):
-        worst = float((got - want).abs().max())
-        raise CheckFailed(
-            f"Exercise {number}: with crfkit's parameters copied into yours, the outputs of "
-            f"{config} differ by up to {worst:.3g} (eval mode). {hint}"
-        )
 
 
 # ---------------------------------------------------------------------------
@@ -228,13 +153,18 @@ _SIZE_MISTAKES: list[tuple[Callable[..., int], str]] = [
 ]
 
 
-@exercise("1.1")
+@exercise(
+    "1.1",
+    refuses=(arithmetic.conv_output_size, arithmetic.pool_output_size, arithmetic.Layer.output_size),
+    refused="your function calls {called}, crfkit's own answer to this exercise. Write the "
+            "formula yourself: floor((n + 2p - d(k - 1) - 1) / s) + 1.",
+)
 def check_conv_output_size(fn: Callable[..., int]) -> None:
     """Exercise 1.1: ``floor((n + 2p - d(k - 1) - 1) / s) + 1``, against ``F.conv2d``."""
     n = "1.1"
-    default = _expect_int(n, _call(n, fn, 7, 3), "the output size")  # s=1, p=0, d=1
+    default = expect_int(n, call(n, fn, 7, 3), "the output size", float_hint=_FLOAT_HINT)  # s=1, p=0, d=1
     configs = _conv_configs()
-    got = [_expect_int(n, _call(n, fn, *c), "the output size") for c in configs]
+    got = [expect_int(n, call(n, fn, *c), "the output size", float_hint=_FLOAT_HINT) for c in configs]
     want = _conv2d_sizes(tuple(configs))
     wrong = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
     if not wrong:
@@ -280,8 +210,8 @@ _PARAM_MISTAKES: list[tuple[Callable[..., int], str]] = [
 def check_conv_params(fn: Callable[..., int]) -> None:
     """Exercise 1.2: ``(C_in / g) k^2 C_out + C_out``, against ``nn.Conv2d`` parameter sizes."""
     n = "1.2"
-    default = _expect_int(n, _call(n, fn, 3, 8, 3), "the parameter count")  # bias, groups=1
-    got = [_expect_int(n, _call(n, fn, *c), "the parameter count") for c in _PARAM_CONFIGS]
+    default = expect_int(n, call(n, fn, 3, 8, 3), "the parameter count", float_hint=_FLOAT_HINT)  # bias, groups=1
+    got = [expect_int(n, call(n, fn, *c), "the parameter count", float_hint=_FLOAT_HINT) for c in _PARAM_CONFIGS]
     want = []
     for i, o, k, b, g in _PARAM_CONFIGS:
         conv = nn.Conv2d(i, o, k, bias=b, groups=g, device="meta")
@@ -333,11 +263,11 @@ def _compare_copied(n: str, blocks: list, order: str, hint: str) -> None:
     """Copy each reference block's state into the student's block (registration
     order) and compare their outputs on the same input, in eval mode."""
     for config, mine, ref, x in blocks:
-        _copy_state(n, ref, mine, order)
+        copy_state(n, ref, mine, order)
         with torch.no_grad():
             want = ref(x)
-        got = _forward(n, mine.eval(), x, tuple(want.shape), f"the output of {config}")
-        _check_outputs(n, got, want, config, hint)
+        got = forward(n, mine.eval(), x, tuple(want.shape), f"the output of {config}")
+        check_outputs(n, got, want, config, hint)
 
 
 @exercise("1.3")
@@ -350,15 +280,15 @@ def check_residual_block(cls: type) -> None:
         blocks = []
         for c_in, c_out, stride in configs:
             config = f"MyResidualBlock({c_in}, {c_out}, stride={stride})"
-            mine = _build(n, cls, c_in, c_out, stride)
+            mine = build(n, cls, c_in, c_out, stride)
             ref = ResidualBlock(c_in, c_out, stride, shortcut="projection").double()
             size = 8 // stride
             x = torch.randn(2, c_in, 8, 8, dtype=torch.float64)  # [B, C_in, H, W]
             _check_count(n, mine, ref, config, _residual_hints(ref, c_in, c_out, stride))
-            _forward(n, mine.eval(), x, (2, c_out, size, size), f"the output of {config}")
+            forward(n, mine.eval(), x, (2, c_out, size, size), f"the output of {config}")
             if stride == 1:
-                _check_skip(n, _build(n, cls, c_in, c_out, stride), c_in, config)
-            blocks.append((config, mine, _randomise(ref).eval(), x))
+                _check_skip(n, build(n, cls, c_in, c_out, stride), c_in, config)
+            blocks.append((config, mine, randomise(ref).eval(), x))
         _compare_copied(
             n, blocks, _RESIDUAL_ORDER,
             "Expected relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)): ReLU after bn1, "
@@ -377,23 +307,23 @@ def check_bottleneck(cls: type) -> None:
         blocks = []
         for c_in, width, stride in configs:
             config = f"MyBottleneck({c_in}, width={width}, stride={stride})"
-            mine = _build(n, cls, c_in, width, stride)
+            mine = build(n, cls, c_in, width, stride)
             ref = Bottleneck(c_in, width, stride, shortcut="projection").double()
             c_out, size = 4 * width, 8 // stride
             x = torch.randn(2, c_in, 8, 8, dtype=torch.float64)  # [B, C_in, H, W]
             with torch.no_grad():
-                got = _call(n, mine.eval(), x)
+                got = call(n, mine.eval(), x)
             if isinstance(got, torch.Tensor) and got.dim() == 4 and got.shape[1] != c_out:
                 raise CheckFailed(
                     f"Exercise {n}: {config} outputs {got.shape[1]} channels, expected "
                     f"4 * width = {c_out}. The last 1x1 convolution expands the width by the "
                     "expansion factor 4 (and the shortcut must match it)."
                 )
-            _forward(n, mine, x, (2, c_out, size, size), f"the output of {config}")
+            forward(n, mine, x, (2, c_out, size, size), f"the output of {config}")
             _check_count(n, mine, ref, config, _residual_hints(ref, c_in, c_out, stride))
             if stride == 1 and c_in == c_out:
-                _check_skip(n, _build(n, cls, c_in, width, stride), c_in, config)
-            blocks.append((config, mine, _randomise(ref).eval(), x))
+                _check_skip(n, build(n, cls, c_in, width, stride), c_in, config)
+            blocks.append((config, mine, randomise(ref).eval(), x))
         _compare_copied(
             n, blocks, _BOTTLENECK_ORDER,
             "Expected relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x)): "
@@ -414,10 +344,10 @@ def check_se_block(cls: type) -> None:
         torch.manual_seed(15)
         for channels, reduction in ((32, 8), (32, 16)):
             config = f"MySEBlock({channels}, reduction={reduction})"
-            mine = _build(n, cls, channels, reduction)
+            mine = build(n, cls, channels, reduction)
             ref = SEBlock(channels, reduction).double()
             hidden = channels // reduction
-            got, want = _num_params(mine), _num_params(ref)
+            got, want = num_params(mine), num_params(ref)
             if got != want:
                 raise CheckFailed(
                     f"Exercise {n}: {config} has {got:,} parameters, expected {want:,}: "
@@ -429,9 +359,9 @@ def check_se_block(cls: type) -> None:
                 ref.fc1.weight.mul_(2.0)
                 ref.fc2.weight.mul_(4.0)  # pre-sigmoid values well outside (0, 1)
             x = torch.rand(2, channels, 5, 4, dtype=torch.float64) ** 3 + 0.1  # [B, C, H, W] > 0
-            _forward(n, mine.eval(), x, (2, channels, 5, 4), f"the output of {config}")
-            _copy_state(n, ref, mine, "fc1 (Linear C -> C/r), fc2 (Linear C/r -> C)")
-            out = _forward(n, mine, x, (2, channels, 5, 4), f"the output of {config}")
+            forward(n, mine.eval(), x, (2, channels, 5, 4), f"the output of {config}")
+            copy_state(n, ref, mine, "fc1 (Linear C -> C/r), fc2 (Linear C/r -> C)")
+            out = forward(n, mine, x, (2, channels, 5, 4), f"the output of {config}")
             ratio = (out / x).flatten(2)  # [B, C, H W]: the gate of each channel
             if not torch.allclose(ratio, ratio[:, :, :1].expand_as(ratio), atol=1e-8):
                 raise CheckFailed(
@@ -459,7 +389,7 @@ def check_se_block(cls: type) -> None:
                     "squeezes with the average (global average pooling, x.mean(dim=(2, 3)) or "
                     "nn.AdaptiveAvgPool2d(1))."
                 )
-            _check_outputs(
+            check_outputs(
                 n, out, want_out, config,
                 "Expected x * sigmoid(fc2(relu(fc1(mean_{h,w} x))))[:, :, None, None].",
             )
@@ -478,11 +408,11 @@ def check_dense_block(cls: type) -> None:
         for layers, c_in, growth in ((3, 4, 2), (2, 6, 4)):
             config = f"MyDenseBlock(num_layers={layers}, in_channels={c_in}, growth_rate={growth})"
             c_out = c_in + layers * growth
-            mine = _build(n, cls, layers, c_in, growth)
+            mine = build(n, cls, layers, c_in, growth)
             ref = DenseBlock(layers, c_in, growth).double()
             x = torch.randn(2, c_in, 6, 6, dtype=torch.float64)  # [B, C_0, H, W]
             with torch.no_grad():
-                got = _call(n, mine.eval(), x)
+                got = call(n, mine.eval(), x)
             if isinstance(got, torch.Tensor) and got.dim() == 4 and got.shape[1] != c_out:
                 if got.shape[1] == growth:
                     what = "only the last layer's growth_rate channels"
@@ -496,8 +426,8 @@ def check_dense_block(cls: type) -> None:
                     "and every layer's output, not only the last layer's: "
                     "torch.cat([x, x_1, ..., x_L], dim=1)."
                 )
-            _forward(n, mine, x, (2, c_out, 6, 6), f"the output of {config}")
-            got_n, want_n = _num_params(mine), _num_params(ref)
+            forward(n, mine, x, (2, c_out, 6, 6), f"the output of {config}")
+            got_n, want_n = num_params(mine), num_params(ref)
             if got_n != want_n:
                 raise CheckFailed(
                     f"Exercise {n}: {config} has {got_n:,} parameters, expected {want_n:,}. "
@@ -506,9 +436,9 @@ def check_dense_block(cls: type) -> None:
                     "conv1x1(4 growth_rate)-BN-ReLU-conv3x3(growth_rate), convolutions with "
                     "bias=False."
                 )
-            _copy_state(n, _randomise(ref).eval(), mine,
+            copy_state(n, randomise(ref).eval(), mine,
                         "layer 1 (bn1, conv1, bn2, conv2), layer 2 (...), ... (an nn.ModuleList)")
-            out = _forward(n, mine.eval(), x, (2, c_out, 6, 6), f"the output of {config}")
+            out = forward(n, mine.eval(), x, (2, c_out, 6, 6), f"the output of {config}")
             if not torch.equal(out[:, :c_in], x):
                 raise CheckFailed(
                     f"Exercise {n}: the first in_channels = {c_in} output channels of {config} "
@@ -517,7 +447,7 @@ def check_dense_block(cls: type) -> None:
                 )
             with torch.no_grad():
                 want = ref(x)
-            _check_outputs(
+            check_outputs(
                 n, out, want, config,
                 "Expected x_l = conv3x3(relu(bn(conv1x1(relu(bn(cat[x_0, ..., x_{l-1}])))))) "
                 "(pre-activation: BN and ReLU BEFORE each convolution), padding 1 in the 3x3, "

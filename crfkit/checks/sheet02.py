@@ -9,6 +9,7 @@ exercise   the student writes                           checked against
 2.2        ``my_conv_transpose2d(x, weight, stride,     ``torch.nn.functional.
            padding)`` by zero insertion, padding and    conv_transpose2d`` on 9 configs
            a convolution with the flipped kernel        (float64), which it must not call
+                                                        (nor crfkit.nn.functional's own)
 =========  ===========================================  ====================================
 
 A transposed convolution of stride ``s`` and padding ``p`` maps ``n`` pixels to
@@ -41,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from crfkit.checks import CheckFailed, _call, _expect_tensor, _unchanged, exercise
+from crfkit.checks._common import CheckFailed, call, exercise, expect_tensor, unchanged
+from crfkit.nn import functional as ck_functional
 
 ATOL = 1e-8
 
@@ -104,7 +106,7 @@ def check_trconv_by_hand(fn: Callable[[int], Any]) -> None:
     size_in, k = x.shape[0], w.shape[0]
     for stride in (1, 2):
         what = f"trconv_by_hand({stride})"
-        got = _as_matrix(n, _call(n, fn, stride), what)
+        got = _as_matrix(n, call(n, fn, stride), what)
         want = F.conv_transpose2d(x[None, None], w[None, None], stride=stride)[0, 0]  # [n', n']
         size = (size_in - 1) * stride + k
         if tuple(got.shape) != (size, size):
@@ -178,7 +180,7 @@ def _builtin_transposed_conv_refused() -> Iterator[None]:
 def _call_without_builtin(number: str, fn: Any, *args: Any) -> Any:
     try:
         with _builtin_transposed_conv_refused():
-            return _call(number, fn, *args)
+            return call(number, fn, *args)
     except CheckFailed as err:
         cause = err.__cause__
         if isinstance(cause, _Refused):
@@ -289,7 +291,14 @@ def _diagnose(number: str, got: Any, x: torch.Tensor, weight: torch.Tensor, stri
             raise CheckFailed(f"Exercise {number}: wrong result for {config}: {hint}")
 
 
-@exercise("2.2")
+@exercise(
+    "2.2",
+    refuses=(ck_functional.conv_transpose2d, ck_functional.conv_transpose2d_scatter,
+             ck_functional.conv_transpose2d_zero_insertion, ck_functional.conv_transpose2d_matrix),
+    refused="your function calls {called}, crfkit's own transposed convolution, the operation "
+            "you are asked to write. Build it from an ordinary convolution: insert s - 1 zeros "
+            "between the pixels, pad by k - 1 - p, then F.conv2d with the flipped kernel.",
+)
 def check_conv_transpose2d(fn: Callable[..., torch.Tensor]) -> None:
     """Exercise 2.2: ``my_conv_transpose2d`` against ``F.conv_transpose2d``, without calling it."""
     n = "2.2"
@@ -308,8 +317,8 @@ def check_conv_transpose2d(fn: Callable[..., torch.Tensor]) -> None:
         want = F.conv_transpose2d(x, weight, stride=s, padding=p)  # [B, C_out, H', W']
         keep_x, keep_w = x.clone(), weight.clone()
         got = _call_without_builtin(n, fn, x, weight, s, p)
-        _unchanged(n, keep_x, x, "x")
-        _unchanged(n, keep_w, weight, "weight")
+        unchanged(n, keep_x, x, "x")
+        unchanged(n, keep_w, weight, "weight")
         _diagnose(n, got, x, weight, s, p, want, config)
         if isinstance(got, torch.Tensor) and got.dim() == 4 and tuple(got.shape) != tuple(want.shape):
             raise CheckFailed(
@@ -318,7 +327,7 @@ def check_conv_transpose2d(fn: Callable[..., torch.Tensor]) -> None:
                 "s - 1 zeros between neighbouring pixels, pad by k - 1 - p, then convolve "
                 "(stride 1, no further padding)."
             )
-        got = _expect_tensor(n, got, tuple(want.shape), f"the output for {config}")
+        got = expect_tensor(n, got, tuple(want.shape), f"the output for {config}")
         if got.dtype != want.dtype:
             raise CheckFailed(
                 f"Exercise {n}: for {config} (float64) your output is {got.dtype}. Keep the "

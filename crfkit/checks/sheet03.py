@@ -3,9 +3,10 @@
 =========  ===========================================  ====================================
 exercise   the student writes                           checked against
 =========  ===========================================  ====================================
-3.1        ``receptive_field(layers) -> int`` for a     the recurrence below on 12 stacks
-           list of ``(kernel, stride, dilation)``       (plain, strided, dilated,
-                                                        DeepLab-like)
+3.1        ``receptive_field(layers) -> int`` for a     :func:`crfkit.nn.arithmetic.
+           list of ``(kernel, stride, dilation)``       receptive_field` (which it must not
+                                                        call) on 12 stacks (plain, strided,
+                                                        dilated, DeepLab-like)
 3.2        ``class MyASPP(nn.Module)``                  :class:`crfkit.models.ASPP`
 =========  ===========================================  ====================================
 
@@ -19,8 +20,11 @@ input pixels, follow
 
 layer by layer from ``r = j = 1`` at the input (Araujo et al. 2019): a layer's kernel
 spans ``d (k - 1) + 1`` pixels of *its input*, whose neighbours are ``j`` input pixels
-apart, and its own stride only spreads out the layers after it. ``tests/test_checks_03.py``
-checks this oracle against the extent of a gradient measured in torch.
+apart, and its own stride only spreads out the layers after it. The expected values come
+from :func:`crfkit.nn.arithmetic.receptive_field`, the one place crfkit computes receptive
+fields; ``tests/test_checks_03.py`` checks them against the extent of a gradient measured
+in torch. The usual slips (no dilation, no jump, the stride applied first, ``r`` from 0)
+are recomputed to name the one an answer matches.
 
 The ASPP checker compares parameter counts (naming the piece a difference points to),
 the dilations and paddings of the 3x3 convolutions, output shapes for square and
@@ -40,13 +44,25 @@ image segmentation (DeepLab v3). arXiv 2017. https://arxiv.org/abs/1706.05587
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from crfkit.checks import CheckFailed, _call, exercise
-from crfkit.models.deeplab import ASPP
+from crfkit.checks._common import (
+    CheckFailed,
+    build,
+    call,
+    check_outputs,
+    copy_state,
+    exercise,
+    expect_int,
+    forward,
+    num_params,
+    randomise,
+)
+from crfkit.models import ASPP
+from crfkit.nn import arithmetic
 
 Layers = Sequence[tuple[int, int, int]]
 
@@ -55,33 +71,23 @@ Layers = Sequence[tuple[int, int, int]]
 # 3.1: receptive field of a stack of layers
 
 
-def _receptive_field(layers: Layers) -> int:
-    """The oracle: ``r += d (k - 1) j; j *= s`` from ``r = j = 1``."""
-    r, j = 1, 1
-    for k, s, d in layers:
-        r += d * (k - 1) * j  # the kernel spans d(k - 1) + 1 pixels, j input pixels apart
-        j *= s  # the stride spreads out the pixels of the NEXT layer's input
-    return r
+def expected_receptive_field(layers: Layers) -> int:
+    """The oracle, :func:`crfkit.nn.arithmetic.receptive_field` of the stack of convolutions
+    ``(kernel, stride, dilation)``: ``r += d (k - 1) j; j *= s`` from ``r = j = 1``."""
+    return arithmetic.receptive_field([arithmetic.conv(k, s, dilation=d) for k, s, d in layers])
 
 
 def _rf_no_dilation(layers: Layers) -> int:
-    r, j = 1, 1
-    for k, s, d in layers:
-        r += (k - 1) * j
-        j *= s
-    return r
+    return expected_receptive_field([(k, s, 1) for k, s, d in layers])
 
 
 def _rf_no_jump(layers: Layers) -> int:
-    return 1 + sum(d * (k - 1) for k, s, d in layers)
+    return expected_receptive_field([(k, 1, d) for k, s, d in layers])
 
 
 def _rf_stride_first(layers: Layers) -> int:
-    r, j = 1, 1
-    for k, s, d in layers:
-        j *= s
-        r += d * (k - 1) * j
-    return r
+    # r += d (k - 1) j s, then j *= s: the same as a dilation of d s
+    return expected_receptive_field([(k, s, d * s) for k, s, d in layers])
 
 
 def _rf_extent(layers: Layers) -> int:
@@ -93,7 +99,7 @@ def _rf_extent(layers: Layers) -> int:
 
 
 _RF_MISTAKES: list[tuple[Callable[[Layers], int], str]] = [
-    (lambda layers: _receptive_field(layers) - 1,
+    (lambda layers: expected_receptive_field(layers) - 1,
      "Yours are all one too small: r starts at 1 (the output pixel of an empty stack sees "
      "one input pixel), not at 0."),
     (_rf_no_dilation,
@@ -130,31 +136,26 @@ _RF_STACKS: list[list[tuple[int, int, int]]] = [
 ]
 
 
-def _expect_int(number: str, got: Any, what: str) -> int:
-    if isinstance(got, bool) or not isinstance(got, int):
-        if isinstance(got, torch.Tensor) or type(got).__module__ == "numpy":
-            hint = " Convert it with int(...)."
-        elif isinstance(got, float):
-            hint = " Count with integers (no `/`), or return int(r)."
-        else:
-            hint = ""
-        raise CheckFailed(
-            f"Exercise {number}: expected {what} as an int, got {type(got).__name__} {got!r}.{hint}"
-        )
-    return got
+_INT_HINTS = dict(float_hint="Count with integers (no `/`), or return int(r).",
+                  array_hint="Convert it with int(...).")
 
 
-@exercise("3.1")
+@exercise(
+    "3.1",
+    refuses=(arithmetic.receptive_field, arithmetic.input_region, arithmetic.describe),
+    refused="your function calls {called}, crfkit's own answer to this exercise. Go through "
+            "the layers yourself with r = j = 1: r += d(k - 1)·j, then j *= s.",
+)
 def check_receptive_field(fn: Callable[[Layers], int]) -> None:
     """Exercise 3.1: ``r += d (k - 1) j; j *= s`` from ``r = j = 1``, on several stacks."""
     n = "3.1"
     got = []
     for stack in _RF_STACKS:
         layers = list(stack)
-        got.append(_expect_int(n, _call(n, fn, layers), "the receptive field"))
+        got.append(expect_int(n, call(n, fn, layers), "the receptive field", **_INT_HINTS))
         if layers != stack:
             raise CheckFailed(f"Exercise {n}: your function changed its input list `layers`.")
-    want = [_receptive_field(stack) for stack in _RF_STACKS]
+    want = [expected_receptive_field(stack) for stack in _RF_STACKS]
     wrong = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
     if not wrong:
         return
@@ -237,16 +238,13 @@ def _check_dilations(number: str, mine: nn.Module, rates: tuple[int, ...], confi
 def check_aspp(cls: type) -> None:
     """Exercise 3.2: atrous spatial pyramid pooling against :class:`crfkit.models.ASPP`."""
     n = "3.2"
-    # imported here: crfkit.checks imports this module while checks_01 may still be loading
-    from crfkit.checks_01 import _build, _check_outputs, _copy_state, _forward, _num_params, _randomise
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(32)
         for c_in, c_out, rates in _ASPP_CONFIGS:
             config = f"MyASPP({c_in}, {c_out}, rates={rates})"
-            mine = _build(n, cls, c_in, c_out, rates)
+            mine = build(n, cls, c_in, c_out, rates)
             ref = ASPP(c_in, c_out, rates).double()
-            got, want = _num_params(mine), _num_params(ref)
+            got, want = num_params(mine), num_params(ref)
             if got != want:
                 hint = _aspp_hints(mine, c_in, c_out, len(rates)).get(got - want, "")
                 raise CheckFailed(
@@ -258,7 +256,7 @@ def check_aspp(cls: type) -> None:
             for size in ((2, c_in, 9, 9), (1, c_in, 6, 11), (2, c_in, 3, 4)):
                 x = torch.randn(*size, dtype=torch.float64)  # [B, C_in, H, W]
                 with torch.no_grad():
-                    out = _call(n, mine, x.clone())
+                    out = call(n, mine, x.clone())
                 if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[1] != c_out:
                     hint = (" You return the concatenation of the branches: project it with the "
                             "1x1 convolution to C_out channels."
@@ -267,14 +265,14 @@ def check_aspp(cls: type) -> None:
                         f"Exercise {n}: {config} on an input of shape {list(size)} outputs "
                         f"{out.shape[1]} channels, expected out_channels = {c_out}.{hint}"
                     )
-                _forward(n, mine, x, (size[0], c_out, size[2], size[3]),
+                forward(n, mine, x, (size[0], c_out, size[2], size[3]),
                          f"the output of {config} on an input of shape {list(size)}")
-            _copy_state(n, _randomise(ref).eval(), mine, _ASPP_ORDER)
+            copy_state(n, randomise(ref).eval(), mine, _ASPP_ORDER)
             x = torch.randn(2, c_in, 7, 10, dtype=torch.float64)  # [B, C_in, H, W]
             with torch.no_grad():
                 want_out = ref(x)
-            out = _forward(n, mine, x, tuple(want_out.shape), f"the output of {config}")
-            _check_outputs(
+            out = forward(n, mine, x, tuple(want_out.shape), f"the output of {config}")
+            check_outputs(
                 n, out, want_out, config,
                 "Expected project(cat[b_1x1, b_rate1, ..., b_rateR, b_pool]) along the channels, "
                 "in that order, each branch conv-BN-ReLU, b_pool the global average of x through "

@@ -40,24 +40,27 @@ recognition. Proc. IEEE 77(2), 1989.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
 
 import torch
 
+from crfkit import inference
+from crfkit.checks._common import (
+    F64,
+    CheckFailed,
+    asymmetric_table,
+    call,
+    close,
+    exercise,
+    expect_tensor,
+    generator,
+    unchanged,
+)
 from crfkit.crf import GridCRF
-from crfkit.checks import CheckFailed, _asymmetric_table, _call, _forbid, _gen, _unchanged, exercise
-from crfkit.inference.exact import exact, forward_backward, viterbi
+from crfkit.potentials import unary_energy
 
-#: the module (``crfkit.inference.exact`` the attribute is the function of that name)
-_exact_module = importlib.import_module("crfkit.inference.exact")
-
-F64 = torch.float64
 #: energies of 4.1 are sums of about 50 terms below 6: float32 answers pass, slips differ by > 0.1
 TOL_41 = dict(atol=1e-4, rtol=1e-5)
-
-
-
 
 
 def _fmt(values: torch.Tensor) -> str:
@@ -90,10 +93,6 @@ def _energy_oracle(unary: torch.Tensor, pairwise: torch.Tensor, labels: torch.Te
     return GridCRF(unary, pairwise).energy(labels)
 
 
-def _unary_part(unary: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return unary.gather(1, labels[:, None]).flatten(1).sum(1)  # [B]
-
-
 _PAIR_MISTAKES: list[tuple[dict[str, bool], str]] = [
     (dict(down=False),
      "You counted only the horizontal edges (to the right neighbour): add the vertical ones, "
@@ -122,7 +121,7 @@ _PAIR_MISTAKES: list[tuple[dict[str, bool], str]] = [
 def _energy_mistakes(unary: torch.Tensor, pairwise: torch.Tensor, labels: torch.Tensor
                      ) -> list[tuple[torch.Tensor, str]]:
     """(energies of a typical slip, hint) for one case."""
-    u = _unary_part(unary, labels)
+    u = unary_energy(unary, labels)  # [B]
     pair = _pair_energy(pairwise, labels)
     out = [(u + _pair_energy(pairwise, labels, **knobs), hint) for knobs, hint in _PAIR_MISTAKES]
     both_ways = pair + _pair_energy(pairwise, labels, transpose=True)
@@ -165,36 +164,32 @@ def _energy_shape(n: str, got: Any, b: int, h: int, w: int) -> torch.Tensor:
 def _energy_case(n: str, fn: Callable, unary: torch.Tensor, pairwise: torch.Tensor, labels: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     keep = unary.clone(), pairwise.clone(), labels.clone()
-    got = _call(n, fn, unary, pairwise, labels)
+    got = call(n, fn, unary, pairwise, labels)
     for before, after, name in zip(keep, (unary, pairwise, labels), ("unary", "pairwise", "labels")):
-        _unchanged(n, before, after, name)
+        unchanged(n, before, after, name)
     b, _, h, w = unary.shape
     return _energy_shape(n, got, b, h, w), _energy_oracle(unary, pairwise, labels)
-
-
-def _close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-8, rtol: float = 1e-8) -> bool:
-    return tuple(a.shape) == tuple(b.shape) and bool(torch.allclose(a.to(F64), b.to(F64), atol=atol, rtol=rtol))
 
 
 @exercise("4.1")
 def check_energy(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Exercise 4.1: ``E(y) = sum_p u_p(y_p) + sum_edges P(y_p, y_q)`` on the 4-connected grid."""
     n = "4.1"
-    gen = _gen(41)
+    gen = generator(41)
     # 1. no pairwise energy: only the unary part can be wrong
     unary = 3 * torch.rand(3, 3, 4, 5, generator=gen, dtype=F64)  # [B, K, H, W]
     labels = torch.randint(0, 3, (3, 4, 5), generator=gen)  # [B, H, W]
     zero = torch.zeros(3, 3, dtype=F64)
     got, want = _energy_case(n, fn, unary, zero, labels)
-    if not _close(got, want, **TOL_41):
-        if _close(got, -want):
+    if not close(got, want, **TOL_41):
+        if close(got, -want):
             raise CheckFailed(f"Exercise {n}: your energies have the wrong sign: E(y) is the sum of the terms, no minus.")
-        if _close(got, unary.sum(dim=(1, 2, 3))):
+        if close(got, unary.sum(dim=(1, 2, 3))):
             raise CheckFailed(
                 f"Exercise {n}: you summed the unary energies of all labels. Each pixel contributes "
                 "only the energy of ITS label: unary[b, labels[b, i, j], i, j] (torch.gather along dim 1)."
             )
-        if _close(got, torch.full_like(want, float(want.sum()))):
+        if close(got, torch.full_like(want, float(want.sum()))):
             raise CheckFailed(f"Exercise {n}: every image got the energy of the whole batch: sum over each image separately.")
         raise CheckFailed(
             f"Exercise {n}: with a pairwise table of zeros the energies should be the unary energies "
@@ -204,16 +199,16 @@ def check_energy(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.
     # 2. the full model on square, non-square and 1 x W grids with an asymmetric table
     for b, k, h, w in ((2, 3, 4, 4), (3, 4, 3, 5), (2, 2, 5, 2), (2, 3, 1, 6)):
         unary = 3 * torch.rand(b, k, h, w, generator=gen, dtype=F64)
-        pairwise = _asymmetric_table(k, gen)
+        pairwise = asymmetric_table(k, gen)
         labels = torch.randint(0, k, (b, h, w), generator=gen)
         got, want = _energy_case(n, fn, unary, pairwise, labels)
-        if _close(got, want, **TOL_41):
+        if close(got, want, **TOL_41):
             continue
         where = f"On a {h} x {w} grid (B = {b}, K = {k})"
-        if _close(got, torch.full_like(want, float(want.sum()))):
+        if close(got, torch.full_like(want, float(want.sum()))):
             raise CheckFailed(f"Exercise {n}: {where} every image got the energy of the whole batch: sum over each image separately.")
         for slip, hint in _energy_mistakes(unary, pairwise, labels):
-            if _close(got, slip, **TOL_41):
+            if close(got, slip, **TOL_41):
                 raise CheckFailed(f"Exercise {n}: {where}: {hint}")
         raise CheckFailed(
             f"Exercise {n}: {where} your energies are {_fmt(got)}, expected {_fmt(want)}. E(y) = "
@@ -229,7 +224,7 @@ def check_energy(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.
 def _all_energies(crf: GridCRF) -> torch.Tensor:
     """Energies ``[B, S]`` of all ``S = K^N`` labellings, in the order of itertools.product."""
     b, k, h, w = crf.shape
-    return _exact_module._energies(crf, _exact_module.labellings(k, h * w, 0, k ** (h * w)))
+    return crf.energies(inference.labellings(k, h * w, 0, k ** (h * w)).reshape(-1, h, w))  # [B, S]
 
 
 def _pair(n: str, got: Any, what: str) -> tuple[Any, Any]:
@@ -239,18 +234,6 @@ def _pair(n: str, got: Any, what: str) -> tuple[Any, Any]:
     raise CheckFailed(f"Exercise {n}: expected a pair ({what}), e.g. `return marginals, log_z`; got {kind}.")
 
 
-def _tensor_shape(n: str, got: Any, shape: tuple[int, ...], what: str, extra: str = "") -> torch.Tensor:
-    if not isinstance(got, torch.Tensor):
-        raise CheckFailed(f"Exercise {n}: expected {what} as a torch.Tensor, got {type(got).__name__}.")
-    if tuple(got.shape) != shape:
-        raise CheckFailed(
-            f"Exercise {n}: expected {what} of shape {list(shape)}, got {list(got.shape)}.{extra}"
-        )
-    if not got.is_floating_point():
-        raise CheckFailed(f"Exercise {n}: expected {what} to be floating point, got {got.dtype}.")
-    return got
-
-
 _OVERFLOW = (
     "exp(-E) of energies in the thousands underflows to 0 (exp(-746) is already 0 in float64), "
     "so Z = 0 and 0 / 0 = NaN. Work in log space: log Z = torch.logsumexp(-E, dim=...) over the "
@@ -258,11 +241,16 @@ _OVERFLOW = (
 )
 
 
-@exercise("4.2")
+@exercise(
+    "4.2",
+    refuses=(inference.exact, inference.labellings),
+    refused="your function calls {called}, the answer this exercise rebuilds. Enumerate the "
+            "labellings yourself with itertools.product(range(K), repeat=H * W).",
+)
 def check_brute_force(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Exercise 4.2: marginals and log Z of tiny grids by enumeration, vs ``crfkit.inference.exact``."""
     n = "4.2"
-    gen = _gen(42)
+    gen = generator(42)
     cases = [  # (B, K, H, W, scale, offset)
         (2, 2, 2, 3, 2.0, 0.0),
         (2, 3, 2, 2, 2.0, 0.0),
@@ -270,41 +258,34 @@ def check_brute_force(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
     ]
     for b, k, h, w, scale, offset in cases:
         unary = scale * torch.rand(b, k, h, w, generator=gen, dtype=F64) + offset
-        pairwise = _asymmetric_table(k, gen, scale=scale / 2)
+        pairwise = asymmetric_table(k, gen, scale=scale / 2)
         large = offset > 0
         where = (f"For energies in the thousands ({h} x {w} grid, K = {k})" if large
                  else f"On a {h} x {w} grid with K = {k} (B = {b})")
         crf = GridCRF(unary, pairwise)
-        want = exact(crf)
+        want = inference.exact(crf)
         keep = unary.clone(), pairwise.clone()
-        used: list[bool] = []
-        with _forbid(_exact_module, "labellings", used):
-            got = _call(n, fn, unary, pairwise)
-        if used:
-            raise CheckFailed(
-                f"Exercise {n}: your function calls crfkit.inference.exact, the answer this exercise "
-                "rebuilds. Enumerate the labellings yourself with itertools.product(range(K), repeat=H * W)."
-            )
-        _unchanged(n, keep[0], unary, "unary")
-        _unchanged(n, keep[1], pairwise, "pairwise")
+        got = call(n, fn, unary, pairwise)
+        unchanged(n, keep[0], unary, "unary")
+        unchanged(n, keep[1], pairwise, "pairwise")
         marginals, log_z = _pair(n, got, "marginals [B, K, H, W] and log Z [B]")
-        marginals = _tensor_shape(n, marginals, (b, k, h, w), "the marginals")
+        marginals = expect_tensor(n, marginals, (b, k, h, w), "the marginals", finite=False)
         extra = " One log Z per image." if isinstance(log_z, torch.Tensor) and log_z.numel() == 1 else ""
-        log_z = _tensor_shape(n, log_z, (b,), "log Z", extra)
+        log_z = expect_tensor(n, log_z, (b,), "log Z", extra=extra, finite=False)
         if not (torch.isfinite(marginals).all() and torch.isfinite(log_z).all()):
             if large:
                 raise CheckFailed(f"Exercise {n}: {where} your marginals or log Z contain NaN or inf: {_OVERFLOW}")
             raise CheckFailed(f"Exercise {n}: {where} your marginals or log Z contain NaN or inf.")
         # the marginals
-        flipped = exact(GridCRF(-unary, -pairwise))
-        if _close(marginals, flipped.marginals, atol=1e-6, rtol=1e-6):
+        flipped = inference.exact(GridCRF(-unary, -pairwise))
+        if close(marginals, flipped.marginals, atol=1e-6, rtol=1e-6):
             raise CheckFailed(
                 f"Exercise {n}: {where} your marginals are those of p(y) ∝ exp(+E(y)): the most likely "
                 "labelling is the one with the LOWEST energy, p(y) = exp(-E(y)) / Z. (Kirillov et al. "
                 "2016 write exp(+E), with the opposite sign of the energy; crfkit never does.)"
             )
         scrambled = want.marginals.permute(0, 2, 3, 1).reshape(b, k, h, w)
-        if _close(marginals, scrambled, atol=1e-6, rtol=1e-6):
+        if close(marginals, scrambled, atol=1e-6, rtol=1e-6):
             raise CheckFailed(
                 f"Exercise {n}: {where} your marginals have the right values in the wrong places: you "
                 "reshaped a [B, H, W, K] (or [B, H*W, K]) tensor to [B, K, H, W]. Reshape to "
@@ -323,14 +304,14 @@ def check_brute_force(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
                 "(dimension 1 of [B, K, H, W]); yours sum to "
                 f"{_fmt(sums[0, 0, :2])}... mu_p(k) sums p(y) over the labellings with y_p = k."
             )
-        if not _close(marginals, want.marginals, atol=1e-6, rtol=1e-6):
+        if not close(marginals, want.marginals, atol=1e-6, rtol=1e-6):
             worst = float((marginals - want.marginals).abs().max())
             raise CheckFailed(
                 f"Exercise {n}: {where} your marginals are off by up to {worst:.3g}. "
                 "mu_p(k) = sum of p(y) = exp(-E(y)) / Z over every labelling y with y_p = k."
             )
         # log Z
-        if _close(log_z, want.log_z, atol=1e-6, rtol=1e-9):
+        if close(log_z, want.log_z, atol=1e-6, rtol=1e-9):
             continue
         energies = _all_energies(crf)  # [B, S]
         slips = [
@@ -348,7 +329,7 @@ def check_brute_force(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
              "You averaged exp(-E(y)) over the labellings; Z is their sum."),
         ]
         for slip, hint in slips:
-            if _close(log_z, slip, atol=1e-6, rtol=1e-9):
+            if close(log_z, slip, atol=1e-6, rtol=1e-9):
                 raise CheckFailed(f"Exercise {n}: {where}: {hint}")
         raise CheckFailed(
             f"Exercise {n}: {where} your log Z is {_fmt(log_z)}, expected {_fmt(want.log_z)}. "
@@ -365,14 +346,20 @@ def _chain_crf(unary: torch.Tensor, pairwise: torch.Tensor) -> GridCRF:
 
 
 def _chain_oracle(unary: torch.Tensor, pairwise: torch.Tensor) -> torch.Tensor:
-    return forward_backward(_chain_crf(unary, pairwise)).log_z
+    return inference.forward_backward(_chain_crf(unary, pairwise)).log_z
 
 
-@exercise("4.3")
+@exercise(
+    "4.3",
+    refuses=(inference.forward_backward, inference.viterbi, inference.exact, inference.labellings),
+    refused="your function calls {called} (crfkit.inference's forward_backward, viterbi and exact "
+            "are off limits here), the answer this exercise rebuilds. Write the forward recursion "
+            "yourself.",
+)
 def check_chain_log_z(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Exercise 4.3: log Z of a chain in O(W K^2), vs ``crfkit.inference.forward_backward``."""
     n = "4.3"
-    gen = _gen(43)
+    gen = generator(43)
     cases = [  # (B, K, W, scale, offset)
         (3, 3, 7, 2.0, 0.0),
         (2, 4, 1, 2.0, 0.0),  # a single pixel: no edges
@@ -381,29 +368,22 @@ def check_chain_log_z(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
     ]
     for b, k, w, scale, offset in cases:
         unary = scale * torch.rand(b, k, w, generator=gen, dtype=F64) + offset  # [B, K, W]
-        pairwise = _asymmetric_table(k, gen, scale=scale / 2)
+        pairwise = asymmetric_table(k, gen, scale=scale / 2)
         long = w >= 100
         where = (f"On a chain of {w} pixels with energies in the tens of thousands" if long
                  else f"On a chain of {w} pixel{'s' * (w > 1)} (B = {b}, K = {k})")
         want = _chain_oracle(unary, pairwise)
         keep = unary.clone(), pairwise.clone()
-        used: list[bool] = []
-        with _forbid(_exact_module, "_chain", used), _forbid(_exact_module, "labellings", used):
-            got = _call(n, fn, unary, pairwise)
-        if used:
-            raise CheckFailed(
-                f"Exercise {n}: your function calls crfkit.inference (forward_backward, viterbi or "
-                "exact), the answer this exercise rebuilds. Write the forward recursion yourself."
-            )
-        _unchanged(n, keep[0], unary, "unary")
-        _unchanged(n, keep[1], pairwise, "pairwise")
+        got = call(n, fn, unary, pairwise)
+        unchanged(n, keep[0], unary, "unary")
+        unchanged(n, keep[1], pairwise, "pairwise")
         if isinstance(got, torch.Tensor) and got.dim() == 2 and tuple(got.shape) in ((b, k), (k, b)):
             raise CheckFailed(
                 f"Exercise {n}: you return alpha of the last pixel, shape {list(got.shape)}. log Z "
                 "sums it over the labels: torch.logsumexp(alpha, dim=...) gives one number per image, [B]."
             )
         extra = " One log Z per image." if isinstance(got, torch.Tensor) and got.numel() == 1 else ""
-        got = _tensor_shape(n, got, (b,), "log Z", extra)
+        got = expect_tensor(n, got, (b,), "log Z", extra=extra, finite=False)
         if not torch.isfinite(got).all():
             if long:
                 raise CheckFailed(
@@ -413,7 +393,7 @@ def check_chain_log_z(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
                 )
             raise CheckFailed(f"Exercise {n}: {where} your log Z contains NaN or inf: {_fmt(got)}.")
         tol = dict(atol=1e-6, rtol=1e-9) if long else dict(atol=1e-5, rtol=1e-6)
-        if _close(got, want, **tol):
+        if close(got, want, **tol):
             continue
         crf = _chain_crf(unary, pairwise)
         slips = [
@@ -425,7 +405,7 @@ def check_chain_log_z(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
              "Your log Z is that of p(y) ∝ exp(+E(y)): with energies, alpha_0 = -u_0 and every term "
              "enters as exp(-energy)."),
             (-_chain_oracle(unary, pairwise), "Your log Z has the wrong sign: log Z = log sum_y exp(-E(y))."),
-            (-viterbi(crf).map_energy,
+            (-inference.viterbi(crf).map_energy,
              "You took a max (min over energies) where the sum-product recursion takes a "
              "log-sum-exp: that is the Viterbi (min-sum) recursion, giving -min_y E(y), the MAP "
              "energy. Use torch.logsumexp over the previous label, and over the labels at the end."),
@@ -433,7 +413,7 @@ def check_chain_log_z(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
              "You left out the pairwise energies: each step adds -P(a, c) inside the logsumexp."),
         ]
         for slip, hint in slips:
-            if _close(got, slip, **tol):
+            if close(got, slip, **tol):
                 raise CheckFailed(f"Exercise {n}: {where}: {hint}")
         if long:
             raise CheckFailed(

@@ -11,7 +11,8 @@ exercise   the student writes                           checked against
            Q~(k')`` for ``[B, K, ...]`` messages        ``[B, K, H, W]`` and ``[B, K, N]``
 5.3        ``gaussian_filter_naive(image, values,       :func:`crfkit.permutohedral.
            sxy, srgb)``: the O(N^2) bilateral sum       gaussian_filter_exact` on
-           on ``(x / sxy, y / sxy, rgb / srgb)``        ``[B, N, 5]`` features
+           on ``(x / sxy, y / sxy, rgb / srgb)``        ``[B, N, 5]`` features (which it
+                                                        must not call)
 =========  ===========================================  ====================================
 
 The mean-field update of a pairwise CRF with ``p(y) ∝ exp(-E(y))`` sets every pixel to
@@ -39,28 +40,31 @@ potentials. NIPS 2011.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
 
 import torch
 
-from crfkit.checks import CheckFailed, _asymmetric_table, _call, _forbid, _gen, _expect_tensor, _unchanged, exercise
-from crfkit.crf import GridCRF
+from crfkit import inference
+from crfkit.checks._common import (
+    F64,
+    CheckFailed,
+    asymmetric_table,
+    call,
+    close,
+    exercise,
+    expect_tensor,
+    generator,
+    unchanged,
+)
+from crfkit.crf import GridCRF, potts
 from crfkit.permutohedral import gaussian_filter_exact
 
-F64 = torch.float64
-_mean_field_module = importlib.import_module("crfkit.inference.mean_field")
-
-
-
+#: comparisons of 5.1 (and 5.2's Potts slips), in float64
+TOL = dict(atol=1e-6, rtol=1e-6)
 
 
 def _random_q(b: int, k: int, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
     return torch.softmax(3 * torch.randn(b, k, h, w, generator=gen, dtype=F64), dim=1)
-
-
-def _close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-6, rtol: float = 1e-6) -> bool:
-    return tuple(a.shape) == tuple(b.shape) and bool(torch.allclose(a.to(F64), b.to(F64), atol=atol, rtol=rtol))
 
 
 # ---------------------------------------------------------------------------
@@ -99,32 +103,28 @@ def _step(unary: torch.Tensor, pairwise: torch.Tensor, q: torch.Tensor, **knobs:
     return torch.softmax(-unary - _messages(pairwise, q, **knobs), dim=1)
 
 
-@exercise("5.1")
+@exercise(
+    "5.1",
+    refuses=(inference.grid_messages, inference.mean_field),
+    refused="your function calls crfkit's mean field ({called}), the answer this exercise "
+            "rebuilds. Compute the messages from the four neighbours yourself.",
+)
 def check_mean_field_step(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Exercise 5.1: one parallel update vs ``mean_field(GridCRF(unary, pairwise), 1, init=q)``."""
     n = "5.1"
-    from crfkit.inference import mean_field
-
-    gen = _gen(51)
+    gen = generator(51)
     for b, k, h, w in ((2, 3, 4, 5), (1, 4, 3, 3), (2, 2, 1, 6)):
         unary = 2 * torch.rand(b, k, h, w, generator=gen, dtype=F64)
-        pairwise = _asymmetric_table(k, gen)
+        pairwise = asymmetric_table(k, gen)
         q = _random_q(b, k, h, w, gen)
         where = f"On a {h} x {w} grid (B = {b}, K = {k})"
-        want = mean_field(GridCRF(unary, pairwise), iterations=1, init=q)
+        want = inference.mean_field(GridCRF(unary, pairwise), iterations=1, init=q)
         keep = unary.clone(), pairwise.clone(), q.clone()
-        used: list[bool] = []
-        with _forbid(_mean_field_module, "grid_messages", used):
-            got = _call(n, fn, unary, pairwise, q)
-        if used:
-            raise CheckFailed(
-                f"Exercise {n}: your function calls crfkit's mean field (grid_messages), the answer this "
-                "exercise rebuilds. Compute the messages from the four neighbours yourself."
-            )
+        got = call(n, fn, unary, pairwise, q)
         for before, after, name in zip(keep, (unary, pairwise, q), ("unary", "pairwise", "q")):
-            _unchanged(n, before, after, name)
-        got = _expect_tensor(n, got, (b, k, h, w), "the new Q")
-        if _close(got, want):
+            unchanged(n, before, after, name)
+        got = expect_tensor(n, got, (b, k, h, w), "the new Q")
+        if close(got, want, **TOL):
             continue
         sums = got.sum(dim=1)
         if not torch.allclose(sums, torch.ones_like(sums), atol=1e-6):
@@ -163,7 +163,7 @@ def check_mean_field_step(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor
              "argument `q`."),
         ]
         for slip, hint in slips:
-            if _close(got, slip):
+            if close(got, slip, **TOL):
                 raise CheckFailed(f"Exercise {n}: {where}: {hint}")
         worst = float((got - want).abs().max())
         raise CheckFailed(
@@ -185,36 +185,34 @@ def _transform(filtered: torch.Tensor, compat: torch.Tensor) -> torch.Tensor:
 def check_compatibility_transform(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Exercise 5.2: ``m[b, k, ...] = sum_k' compat[k, k'] filtered[b, k', ...]``."""
     n = "5.2"
-    from crfkit.crf import potts
-
-    gen = _gen(52)
+    gen = generator(52)
     cases = [
         ("a Potts table", (2, 3, 4, 5), lambda k: potts(k, 1.5, dtype=F64)),
-        ("an asymmetric table", (2, 4, 3, 5), lambda k: _asymmetric_table(k, gen)),
-        ("messages of shape [B, K, N]", (3, 3, 7), lambda k: _asymmetric_table(k, gen)),
+        ("an asymmetric table", (2, 4, 3, 5), lambda k: asymmetric_table(k, gen)),
+        ("messages of shape [B, K, N]", (3, 3, 7), lambda k: asymmetric_table(k, gen)),
     ]
     for what, shape, table in cases:
         filtered = 3 * torch.rand(*shape, generator=gen, dtype=F64)
         compat = table(shape[1])
         keep = filtered.clone(), compat.clone()
-        got = _call(n, fn, filtered, compat)
-        _unchanged(n, keep[0], filtered, "filtered")
-        _unchanged(n, keep[1], compat, "compat")
-        got = _expect_tensor(n, got, shape, "the messages")
+        got = call(n, fn, filtered, compat)
+        unchanged(n, keep[0], filtered, "filtered")
+        unchanged(n, keep[1], compat, "compat")
+        got = expect_tensor(n, got, shape, "the messages")
         want = _transform(filtered, compat)
-        if _close(got, want, atol=1e-9, rtol=1e-9):
+        if close(got, want, atol=1e-9, rtol=1e-9):
             continue
         where = f"With {what} ({list(shape)})"
         if what == "a Potts table":
             w = 1.5
-            if _close(got, -w * filtered):
+            if close(got, -w * filtered, **TOL):
                 raise CheckFailed(
                     f"Exercise {n}: {where} you returned -w Q~(k), as pydensecrf does. It differs from "
                     "sum_k' mu(k, k') Q~(k') = w (sum_k' Q~(k') - Q~(k)) by w sum_k' Q~(k'), the same for "
                     "every label of a pixel, so the softmax of the update does not see it; but this "
                     "exercise asks for the transform itself: apply the table."
                 )
-            if _close(got, w * filtered.sum(1, keepdim=True).expand_as(filtered)):
+            if close(got, w * filtered.sum(1, keepdim=True).expand_as(filtered), **TOL):
                 raise CheckFailed(
                     f"Exercise {n}: {where}: you summed over every label, including k' = k. The Potts "
                     "table has zeros on its diagonal: a label does not penalise itself."
@@ -228,7 +226,7 @@ def check_compatibility_transform(fn: Callable[[torch.Tensor, torch.Tensor], tor
              "m(k) = sum_k' compat[k, k'] Q~(k')."),
         ]
         for slip, hint in slips:
-            if _close(got, slip, atol=1e-9, rtol=1e-9):
+            if close(got, slip, atol=1e-9, rtol=1e-9):
                 raise CheckFailed(f"Exercise {n}: {where}: {hint}")
         worst = float((got - want).abs().max())
         raise CheckFailed(
@@ -263,21 +261,26 @@ def _filter(image: torch.Tensor, values: torch.Tensor, sxy: float, srgb: float, 
     return out.transpose(1, 2).reshape(b, c, h, w)
 
 
-@exercise("5.3")
+@exercise(
+    "5.3",
+    refuses=(gaussian_filter_exact,),
+    refused="your function calls {called}, crfkit's own answer to this exercise. Write the sum "
+            "yourself: features, squared distances, Gaussian weights, then one matrix product.",
+)
 def check_gaussian_filter_naive(fn: Callable[..., torch.Tensor]) -> None:
     """Exercise 5.3: the bilateral Gaussian sum vs ``crfkit.permutohedral.gaussian_filter_exact``."""
     n = "5.3"
-    gen = _gen(53)
+    gen = generator(53)
     for b, c, h, w, sxy, srgb in ((2, 2, 5, 7, 3.0, 20.0), (1, 3, 4, 4, 1.5, 60.0)):
         image = 255 * torch.rand(b, 3, h, w, generator=gen, dtype=F64)  # [B, 3, H, W], 0..255
         values = torch.rand(b, c, h, w, generator=gen, dtype=F64)  # [B, C, H, W]
         keep = image.clone(), values.clone()
-        got = _call(n, fn, image, values, sxy, srgb)
-        _unchanged(n, keep[0], image, "image")
-        _unchanged(n, keep[1], values, "values")
-        got = _expect_tensor(n, got, (b, c, h, w), "the filtered values")
+        got = call(n, fn, image, values, sxy, srgb)
+        unchanged(n, keep[0], image, "image")
+        unchanged(n, keep[1], values, "values")
+        got = expect_tensor(n, got, (b, c, h, w), "the filtered values")
         want = _filter(image, values, sxy, srgb)
-        if _close(got, want, atol=1e-8, rtol=1e-7):
+        if close(got, want, atol=1e-8, rtol=1e-7):
             continue
         where = f"On a {h} x {w} image (sxy = {sxy}, srgb = {srgb})"
         ones = _filter(image, torch.ones_like(values), sxy, srgb)
@@ -303,7 +306,7 @@ def check_gaussian_filter_naive(fn: Callable[..., torch.Tensor]) -> None:
              "You rescaled the colours to 0..1; srgb is in the units of the image (0..255)."),
         ]
         for slip, hint in slips:
-            if _close(got, slip, atol=1e-8, rtol=1e-7):
+            if close(got, slip, atol=1e-8, rtol=1e-7):
                 raise CheckFailed(f"Exercise {n}: {where}: {hint}")
         worst = float((got - want).abs().max())
         raise CheckFailed(

@@ -1,204 +1,41 @@
-"""Interactive widgets for the lectures (ipywidgets + matplotlib).
+"""Lecture 05's widget: dense-CRF mean field, iteration by iteration, with the kernels on sliders.
 
-Each widget is a function that returns an ``ipywidgets`` box; its drawing is a
-separate pure function (``*_figure``) so that tests and static figures use the
-same code without a browser.
+Mean field starts from the unary alone, ``Q^0 = softmax(-unary)``, and updates every pixel at
+once from the previous beliefs (Krähenbühl & Koltun 2011, Algorithm 1):
+
+.. math::
+
+    Q^{t+1}_p(k) \\propto \\exp\\Big(-\\psi_u(k) - \\sum_m w^{(m)} \\sum_{k'} \\mu^{(m)}(k, k')
+        \\sum_{q \\ne p} k^{(m)}(f_p, f_q)\\, Q^t_q(k')\\Big),
+
+with a Gaussian (smoothness, positions only) and a bilateral (appearance, positions and
+colours) kernel ``k^{(m)}``. The widget records every ``Q^t`` and the free energy
+``F(Q^t) = KL(Q^t || p) - log Z`` per pixel, so the iteration slider only redraws; a kernel
+slider re-runs the ``T`` updates (:func:`crfkit.inference.mean_field`) and
+:func:`crfkit.inference.mean_field_free_energy` once, then redraws.
+
+References
+----------
+P. Krähenbühl, V. Koltun (2011). Efficient inference in fully connected CRFs with Gaussian
+edge potentials. NeurIPS.
 """
 
 from __future__ import annotations
-
-import io
-import math
-import numbers
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from crfkit._validate import check_finite, check_tensor
+from crfkit._validate import check_choice, check_instance, check_int, check_positive_int
 from crfkit.dense import NORMALIZATIONS, BilateralKernel, DenseCRF, GaussianKernel
 from crfkit.inference.mean_field import mean_field, mean_field_free_energy
 from crfkit.viz import voc_colormap
-
-
-def _gibbs(unary: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``p = softmax(-unary / T)`` over labels; ``unary`` is ``[K, H, W]``."""
-    return torch.softmax(-unary / temperature, dim=0)
-
-
-def temperature_summary(unary: torch.Tensor, temperature: float) -> str:
-    """One line describing ``p = softmax(-unary / T)`` at temperature ``T``.
-
-    Parameters
-    ----------
-    unary : Tensor of shape ``[K, H, W]``
-        Unary energies of one image.
-    temperature : float
-        ``T > 0``.
-
-    Returns
-    -------
-    str
-        The mean probability of the most likely label, the mean entropy in nats (at
-        most ``log K``) and the share of pixels whose most likely label equals the
-        ``T = 1`` one (always 100 %: the argmax does not depend on ``T``).
-    """
-    probs = _gibbs(unary, temperature)  # [K, H, W]
-    top = probs.max(dim=0).values.mean().item()
-    entropy = -(probs * probs.clamp_min(1e-30).log()).sum(dim=0).mean().item()
-    same = (probs.argmax(0) == unary.argmin(0)).float().mean().item()
-    k = unary.shape[0]
-    return (
-        f"T = {temperature:.2f}: mean top probability {top:.3f}, "
-        f"mean entropy {entropy:.3f} nats (max log K = {math.log(k):.3f}), "
-        f"argmax unchanged at {100 * same:.0f}% of pixels"
-    )
-
-
-def temperature_figure(unary: torch.Tensor, temperature: float, label: int = 1):
-    """Figure of ``p(label) = softmax(-unary / T)`` and of the most likely label.
-
-    Parameters
-    ----------
-    unary : Tensor of shape ``[K, H, W]``
-        Unary energies of one image.
-    temperature : float
-        ``T > 0``.
-    label : int
-        The label whose probability map is drawn.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Two panels: the probability map (fixed 0..1 colour scale) and the argmax.
-    """
-    probs = _gibbs(unary.detach().cpu(), temperature)  # [K, H, W]
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(7, 3.2))
-    im = ax0.imshow(probs[label].numpy(), vmin=0, vmax=1, cmap="magma")
-    ax0.set_title(f"p(label {label}), T = {temperature:.2f}")
-    fig.colorbar(im, ax=ax0, fraction=0.046)
-    ax1.imshow(probs.argmax(0).numpy(), cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
-    ax1.set_title("most likely label (same for every T)")
-    for ax in (ax0, ax1):
-        ax.set_axis_off()
-    fig.tight_layout()
-    return fig
-
-
-def temperature_explorer(
-    unary: torch.Tensor,
-    temperature: float = 1.0,
-    min_temperature: float = 0.05,
-    max_temperature: float = 5.0,
-    label: int = 1,
-):
-    """A slider over the temperature ``T`` of ``p = softmax(-unary / T)``.
-
-    Low ``T`` makes every pixel certain, high ``T`` makes it uniform; the most likely
-    label never changes. This is the first widget of the course (lecture 00).
-
-    Parameters
-    ----------
-    unary : Tensor of shape ``[1, K, H, W]`` or ``[K, H, W]``
-        Unary energies of one image (a batch of one is unwrapped).
-    temperature, min_temperature, max_temperature : float
-        Start value and range of the slider, ``0 < min <= temperature <= max``.
-    label : int
-        The label whose probability map is drawn.
-
-    Returns
-    -------
-    ipywidgets.VBox
-        The slider above an output area holding the summary line and the figure.
-    """
-    import ipywidgets as widgets
-    from IPython.display import display
-
-    unary = _one_image(unary)
-    if not 0 < min_temperature <= temperature <= max_temperature:
-        raise ValueError(
-            "temperature: expected 0 < min_temperature <= temperature <= max_temperature, "
-            f"got {min_temperature}, {temperature}, {max_temperature}"
-        )
-    if not 0 <= label < unary.shape[0]:
-        raise ValueError(f"label: expected 0..{unary.shape[0] - 1}, got {label}")
-
-    slider = widgets.FloatSlider(
-        value=temperature,
-        min=min_temperature,
-        max=max_temperature,
-        step=0.05,
-        description="T",
-        continuous_update=False,
-        readout_format=".2f",
-    )
-    out = widgets.Output()
-
-    def redraw(change=None) -> None:
-        with out:
-            out.clear_output(wait=True)
-            print(temperature_summary(unary, slider.value))
-            fig = temperature_figure(unary, slider.value, label)
-            display(fig)
-            plt.close(fig)
-
-    slider.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([slider, out])
-
-
-def _one_image(unary: torch.Tensor) -> torch.Tensor:
-    check_tensor("unary", unary, floating=True)
-    if unary.dim() == 4 and unary.shape[0] == 1:
-        unary = unary[0]
-    if unary.dim() != 3:
-        raise ValueError(
-            f"unary: expected one image, shape [1, K, H, W] or [K, H, W], got {list(unary.shape)}"
-        )
-    check_finite("unary", unary)
-    if unary.shape[0] < 2:
-        raise ValueError(f"unary: expected at least 2 labels (K >= 2), got K = {unary.shape[0]}")
-    return unary.detach().cpu()
-
-
-# --------------------------------------------------------------------------------------------
-# mean field in a dense CRF: watch Q and the free energy iteration by iteration
-# --------------------------------------------------------------------------------------------
+from crfkit.widgets._common import one_photo, one_q, one_unary, png
 
 #: Size (inches) and resolution of the mean-field figure: 864 x 194 pixels at 72 dpi. Drawing
 #: and PNG encoding, not inference, dominate the time of an update, so both are kept small.
 MEAN_FIELD_FIGSIZE = (12.0, 2.7)
 MEAN_FIELD_DPI = 72
-
-
-def _one_photo(image: torch.Tensor, unary: torch.Tensor) -> torch.Tensor:
-    """``[3, H, W]`` float32 copy of ``image`` (``[1, 3, H, W]`` or ``[3, H, W]``, 0..255) on
-    the CPU, checked against ``unary [K, H, W]``."""
-    check_tensor("image", image)
-    if not (image.is_floating_point() or image.dtype == torch.uint8):
-        raise TypeError(f"image: expected a floating-point or uint8 tensor, got dtype {image.dtype}")
-    if image.dim() == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(
-            f"image: expected one RGB image, shape [1, 3, H, W] or [3, H, W], got {list(image.shape)}"
-        )
-    h, w = unary.shape[1:]
-    if tuple(image.shape[1:]) != (h, w):
-        raise ValueError(
-            f"image: expected shape [3, {h}, {w}] (the height and width of unary), got {list(image.shape)}"
-        )
-    check_finite("image", image)
-    image = image.detach().cpu().float()  # [3, H, W]
-    lo, hi = float(image.min()), float(image.max())
-    if lo < 0 or hi > 255:
-        raise ValueError(f"image: expected colours in 0..255, got values in [{lo:.4g}, {hi:.4g}]")
-    if 0 < hi <= 1:
-        raise ValueError(
-            f"image: expected colours in 0..255 (the units of the bilateral kernel's srgb), got values "
-            f"in [{lo:.4g}, {hi:.4g}]; multiply a 0..1 photo by 255"
-        )
-    return image
 
 
 def _split_kernels(kernels) -> tuple[GaussianKernel, BilateralKernel]:
@@ -215,11 +52,7 @@ def _split_kernels(kernels) -> tuple[GaussianKernel, BilateralKernel]:
             f"{type(kernels).__name__}"
         ) from None
     for i, kern in enumerate(kernels):
-        if not isinstance(kern, (GaussianKernel, BilateralKernel)):
-            raise TypeError(
-                f"kernels[{i}]: expected a crfkit.GaussianKernel or crfkit.BilateralKernel, got "
-                f"{type(kern).__name__}"
-            )
+        check_instance(f"kernels[{i}]", kern, (GaussianKernel, BilateralKernel))
     gaussian = [kern for kern in kernels if isinstance(kern, GaussianKernel)]
     bilateral = [kern for kern in kernels if isinstance(kern, BilateralKernel)]
     if len(gaussian) > 1 or len(bilateral) > 1:
@@ -232,26 +65,15 @@ def _split_kernels(kernels) -> tuple[GaussianKernel, BilateralKernel]:
     return g, b
 
 
-def _energies_np(energies, iteration: int) -> np.ndarray:
+def _energies_array(energies, iteration: int) -> np.ndarray:
     """``energies`` as a 1-D float64 array ``[T + 1]`` with ``0 <= iteration <= T``."""
     if isinstance(energies, torch.Tensor):
         energies = energies.detach().cpu().double().numpy()
     values = np.asarray(energies, dtype=np.float64)
     if values.ndim != 1 or values.size < 1:
         raise ValueError(f"energies: expected a 1-D sequence [T + 1] of free energies, got shape {list(values.shape)}")
-    if isinstance(iteration, bool) or not isinstance(iteration, numbers.Integral) or not 0 <= iteration < values.size:
-        raise ValueError(f"iteration: expected an integer in 0..{values.size - 1} (T = len(energies) - 1), got {iteration!r}")
+    check_int("iteration", iteration, minimum=0, maximum=values.size - 1)  # 0..T
     return values
-
-
-def _one_q(q: torch.Tensor, unary: torch.Tensor) -> torch.Tensor:
-    """``q`` (``[1, K, H, W]`` or ``[K, H, W]``, the shape of ``unary [K, H, W]``) on the CPU."""
-    check_tensor("q", q, floating=True)
-    if q.dim() == 4 and q.shape[0] == 1:
-        q = q[0]
-    if tuple(q.shape) != tuple(unary.shape):
-        raise ValueError(f"q: expected shape {list(unary.shape)} (that of unary, [K, H, W]), got {list(q.shape)}")
-    return q.detach().cpu()
 
 
 def mean_field_summary(unary: torch.Tensor, q: torch.Tensor, energies, iteration: int) -> str:
@@ -274,9 +96,9 @@ def mean_field_summary(unary: torch.Tensor, q: torch.Tensor, energies, iteration
         ``"t = 3/10: 12.4 % of pixels changed from the unary argmax, F = -1.2345 per pixel
         (t = 0: -0.9876)"``.
     """
-    unary = _one_image(unary)  # [K, H, W]
-    values = _energies_np(energies, iteration)
-    q = _one_q(q, unary)
+    unary = one_unary(unary)  # [K, H, W]
+    values = _energies_array(energies, iteration)
+    q = one_q(q, unary)
     changed = (q.argmax(0) != unary.argmin(0)).float().mean().item()  # share of pixels
     last = values.size - 1
     return (
@@ -314,13 +136,12 @@ def mean_field_figure(image: torch.Tensor, unary: torch.Tensor, q: torch.Tensor,
         map's colorbar is an inset below it (``fig.axes[3].child_axes[0]``).
         Detached from pyplot (``plt.close``), as the figures of :mod:`crfkit.viz`.
     """
-    unary = _one_image(unary)  # [K, H, W]
-    image = _one_photo(image, unary)  # [3, H, W] 0..255
-    q = _one_q(q, unary)  # [K, H, W]
-    values = _energies_np(energies, iteration)
+    unary = one_unary(unary)  # [K, H, W]
+    image = one_photo(image, unary)  # [3, H, W] 0..255
+    q = one_q(q, unary)  # [K, H, W]
+    values = _energies_array(energies, iteration)
     k = unary.shape[0]
-    if isinstance(label, bool) or not isinstance(label, numbers.Integral) or not 0 <= label < k:
-        raise ValueError(f"label: expected 0..{k - 1}, got {label!r}")
+    label = check_int("label", label, minimum=0, maximum=k - 1)
     t, last = int(iteration), values.size - 1
     start = unary.argmin(0)  # [H, W], the argmax of Q^0
     labels = q.argmax(0)  # [H, W]
@@ -365,13 +186,6 @@ def mean_field_figure(image: torch.Tensor, unary: torch.Tensor, q: torch.Tensor,
     curve.tick_params(labelsize=8)
     plt.close(fig)
     return fig
-
-
-def _png(fig) -> bytes:
-    """PNG bytes of ``fig`` at its own size (no tight bounding box: one draw, not two)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=MEAN_FIELD_DPI)
-    return buffer.getvalue()
 
 
 class MeanFieldExplorer:
@@ -430,9 +244,9 @@ class MeanFieldExplorer:
     ------
     TypeError, ValueError
         Naming the argument: unary not one ``[K, H, W]`` image, ``K < 2``, NaN/inf; image not
-        ``[3, H, W]`` with unary's ``H, W``, or not in 0..255 (a 0..1 photo); ``iterations < 1``;
-        ``label`` outside ``0..K-1``; an unknown normalisation; kernels that are not one
-        Gaussian and one bilateral kernel at most.
+        ``[3, H, W]`` with unary's ``H, W``, or not in 0..255 (a 0..1 photo); ``iterations`` not a
+        positive int; ``label`` not an int in ``0..K-1``; an unknown normalisation; kernels that
+        are not one Gaussian and one bilateral kernel at most.
 
     Examples
     --------
@@ -447,15 +261,12 @@ class MeanFieldExplorer:
         import ipywidgets as widgets
 
         # private, contiguous copies: nothing done here (or by inference) can reach the caller's tensors
-        self.unary = _one_image(unary).clone(memory_format=torch.contiguous_format)  # [K, H, W]
-        self.image = _one_photo(image, self.unary).clone(memory_format=torch.contiguous_format)  # [3, H, W]
+        self.unary = one_unary(unary).clone(memory_format=torch.contiguous_format)  # [K, H, W]
+        self.image = one_photo(image, self.unary).clone(memory_format=torch.contiguous_format)  # [3, H, W]
         k = self.unary.shape[0]
-        if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
-            raise ValueError(f"iterations: expected an integer >= 1, got {iterations!r}")
-        if isinstance(label, bool) or not isinstance(label, numbers.Integral) or not 0 <= label < k:
-            raise ValueError(f"label: expected 0..{k - 1}, got {label!r}")
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization: expected one of {NORMALIZATIONS}, got {normalization!r}")
+        iterations = check_positive_int("iterations", iterations)
+        label = check_int("label", label, minimum=0, maximum=k - 1)
+        check_choice("normalization", normalization, NORMALIZATIONS)
         gaussian, bilateral = _split_kernels(kernels)
         self.iterations = int(iterations)
         self.normalization = normalization
@@ -538,11 +349,11 @@ class MeanFieldExplorer:
         q = self.q_at(t)
         self.summary = mean_field_summary(self.unary, q, self.energies, t)
         self.figure = mean_field_figure(self.image, self.unary, q, self.energies, t, label)
-        png = _png(self.figure)
+        image = png(self.figure)
         with self.output:
             self.output.clear_output(wait=True)
             print(self.summary)
-            display(Image(data=png, format="png"))
+            display(Image(data=image, format="png"))
 
     def _rerun(self, change=None) -> None:
         self.run()
