@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from crfkit._validate import check_finite, check_tensor
+from crfkit._validate import check_finite, check_positive_int, check_tensor
 
 
 @dataclass
@@ -231,9 +231,7 @@ RECIPE = SegmentationRecipe()
 
 
 def _check_count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return value
+    return check_positive_int(name, value)
 
 
 def _check_segmentation_data(images: object, labels: object) -> None:
