@@ -56,7 +56,7 @@ __version__ = "0.1.0"
 # ``import crfkit`` stays light for researchers who only want the models. Every public
 # submodule is listed (tests/test_package.py compares the list with the files).
 _SUBMODULES = (
-    "checks", "course", "crf", "data", "dense", "filters", "inference", "landscape", "metrics", "models", "nn",
+    "checks", "course", "crf", "data", "dense", "filters", "inference", "landscape", "losses", "metrics", "models", "nn",
     "permutohedral", "potentials", "summary", "train", "utils", "viz", "widgets",
 )
 

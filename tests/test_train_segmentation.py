@@ -11,7 +11,8 @@ from torch import nn
 
 from crfkit.metrics import confusion_matrix, segmentation_scores
 from crfkit.models.checkpoints import load_checkpoint
-from crfkit.train import evaluate_segmenter, fit_segmenter, main, predict
+from crfkit.train import evaluate_segmenter, fit_segmenter, predict
+from crfkit.train.__main__ import main
 
 
 def _tiny_net(k=3):
