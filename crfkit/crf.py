@@ -85,7 +85,8 @@ def potts(num_labels: int, weight: float | torch.Tensor = 1.0, *, dtype=None, de
     return weight * differ
 
 
-def _check_offsets(offsets) -> tuple[tuple[int, int], ...]:
+def check_offsets(offsets) -> tuple[tuple[int, int], ...]:
+    """Return ``offsets`` as a tuple of ``(dy, dx)`` int pairs: distinct, non-zero, at least one; else raise."""
     if isinstance(offsets, (str, bytes)) or not isinstance(offsets, Sequence):
         raise TypeError(f"offsets: expected a sequence of (dy, dx) integer pairs, got {type(offsets).__name__}")
     out = []
@@ -169,7 +170,7 @@ class GridCRF:
     def __init__(self, unary: torch.Tensor, pairwise: torch.Tensor, offsets=FOUR_CONNECTED):
         check_batched("unary", unary, "[B, K, H, W]", floating=True)
         check_finite("unary", unary)
-        self.offsets = _check_offsets(offsets)
+        self.offsets = check_offsets(offsets)
         b, k, h, w = unary.shape
         e = len(self.offsets)
 

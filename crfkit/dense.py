@@ -47,7 +47,18 @@ NORMALIZATIONS = ("symmetric", "before", "after", "none")
 MAX_ENERGY_PIXELS = 16384
 
 
-def _check_positive(name: str, value) -> float:
+def _check_positive(name: str, value):
+    """A positive width: a number, or a positive 0-d floating tensor (which may be learnable)."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or not value.is_floating_point():
+            raise ValueError(
+                f"{name}: expected a positive number or a 0-d floating tensor, got a tensor of shape "
+                f"{list(value.shape)} and dtype {value.dtype}"
+            )
+        check_finite(name, value)
+        if not bool(value.detach() > 0):
+            raise ValueError(f"{name}: expected a positive value, got {value.item()}")
+        return value
     return check_real(name, value, minimum=0.0, open_minimum=True)
 
 
@@ -79,8 +90,9 @@ class GaussianKernel:
 
     Parameters
     ----------
-    sxy : float, default 3
-        Standard deviation in pixels (pydensecrf's ``addPairwiseGaussian(sxy=3)``).
+    sxy : float or 0-d tensor, default 3
+        Standard deviation in pixels (pydensecrf's ``addPairwiseGaussian(sxy=3)``). A tensor
+        stays differentiable with ``filter="exact"`` or ``"conv"``.
     weight : float or 0-d tensor, default 3
         ``w`` (pydensecrf's ``compat=3``). A tensor stays differentiable.
     compat : tensor ``[K, K]`` or None
@@ -108,10 +120,11 @@ class BilateralKernel:
 
     Parameters
     ----------
-    sxy : float, default 80
+    sxy : float or 0-d tensor, default 80
         Spatial standard deviation in pixels.
-    srgb : float, default 13
-        Colour standard deviation, in the units of the image (0..255 by default).
+    srgb : float or 0-d tensor, default 13
+        Colour standard deviation, in the units of the image (0..255 by default). Tensor
+        widths stay differentiable with ``filter="exact"`` or ``"conv"``.
     weight : float or 0-d tensor, default 10
         ``w`` (pydensecrf's ``addPairwiseBilateral(compat=10)``).
     compat : tensor ``[K, K]`` or None
@@ -161,8 +174,8 @@ def _warn_if_unit_range(image: torch.Tensor, kernels) -> None:
     if not bilateral or image.dtype == torch.uint8:
         return
     lo, hi = float(image.min()), float(image.max())
-    if lo >= 0.0 and hi <= 1.0 and any(kern.srgb > 2 * hi for kern in bilateral):
-        srgb = min(kern.srgb for kern in bilateral)
+    if lo >= 0.0 and hi <= 1.0 and any(float(kern.srgb) > 2 * hi for kern in bilateral):
+        srgb = min(float(kern.srgb) for kern in bilateral)
         warnings.warn(
             f"image: every value lies in [{lo:.3g}, {hi:.3g}], but srgb = {srgb:g} is in the units of the image "
             "(0..255 in the literature), so the bilateral kernel hardly sees colour and acts as a spatial "

@@ -22,7 +22,8 @@ includes ``j = i``). This module builds those filters, once per image, and appli
 ``"exact"``         O(N^2 K)           the exact sum (small images, tests)
 ``"conv"``          O(N window^2 K)    the sum truncated to a ``window x window`` square
                                        (ConvCRF, Teichmann & Cipolla 2019); the spatial
-                                       kernel as a separable convolution, O(N window K)
+                                       kernel as a separable convolution, O(N window K);
+                                       ``blur`` runs it on a coarser grid (/ blur^2)
 ==================  =================  ===================================================
 
 :class:`DenseMessages` is the whole message ``m(Q)`` (both steps), the piece mean field,
@@ -96,9 +97,16 @@ def _exact_sum(features: torch.Tensor):
     return lambda values: gaussian_filter_exact(features, values)  # [B, N, C], recomputed per call
 
 
-def _conv_sum(model: DenseCRF, index: int, window: int):
+def _conv_sum(model: DenseCRF, index: int, window: int, blur: int = 1):
     """ConvCRF's truncated filter: the Gaussian sum over the ``window x window`` square around
-    each pixel (off-grid pixels absent), the pixel itself included."""
+    each pixel (off-grid pixels absent), the pixel itself included.
+
+    With ``blur > 1`` (Teichmann & Cipolla 2019, Sec. 4.1) the sum runs on a grid ``blur``
+    times coarser: ``Q`` and the kernel's features are averaged over ``blur x blur`` blocks
+    (a last partial block averages the pixels it has), the truncated sum is taken between
+    block averages, and the result is upsampled bilinearly to the pixels. The window then
+    spans ``window * blur`` pixels at the cost (and memory) of ``window`` blocks.
+    """
     b, _, h, w = model.shape
     r = window // 2
     kern = model.kernels[index]
@@ -110,7 +118,7 @@ def _conv_sum(model: DenseCRF, index: int, window: int):
     def to_points(grid):  # [B, C, H, W] -> [B, N, C]
         return grid.reshape(b, grid.shape[1], h * w).transpose(1, 2)
 
-    if isinstance(kern, GaussianKernel):
+    if isinstance(kern, GaussianKernel) and blur == 1:
         # the spatial kernel is separable: exp(-(dx^2 + dy^2) / 2 sxy^2) = g(dx) g(dy)
         t = torch.arange(-r, r + 1, dtype=dt, device=dev)
         taps = torch.exp(-0.5 * (t / kern.sxy) ** 2)  # [window]
@@ -125,26 +133,44 @@ def _conv_sum(model: DenseCRF, index: int, window: int):
 
         return raw
 
-    feats = to_grid(model.features(index))  # [B, d, H, W]
-    padded = F.pad(feats, (r, r, r, r))  # [B, d, H + 2r, W + 2r]
-    inside = F.pad(torch.ones(1, 1, h, w, dtype=dt, device=dev), (r, r, r, r))  # [1, 1, H + 2r, W + 2r]
+    def down(grid):  # [B, C, H, W] -> [B, C, h', w'], block means (h' = ceil(H / blur))
+        if blur == 1:
+            return grid
+        return F.avg_pool2d(grid, blur, ceil_mode=True, count_include_pad=False)
+
+    def up(grid):  # [B, C, h', w'] -> [B, C, H, W], bilinear between block centres
+        if blur == 1:
+            return grid
+        hb, wb = grid.shape[2:]
+        fine = F.interpolate(grid, size=(hb * blur, wb * blur), mode="bilinear", align_corners=False)
+        return fine[:, :, :h, :w]
+
+    feats = down(to_grid(model.features(index)))  # [B, d, h', w']
+    hb, wb = feats.shape[2:]
+    padded = F.pad(feats, (r, r, r, r))  # [B, d, h' + 2r, w' + 2r]
+    inside = F.pad(torch.ones(1, 1, hb, wb, dtype=dt, device=dev), (r, r, r, r))  # [1, 1, h' + 2r, w' + 2r]
     offsets = [(dy, dx) for dy in range(window) for dx in range(window)]
-    weights = torch.empty(b, len(offsets), h, w, dtype=dt, device=dev)  # [B, window^2, H, W]
+    weights = torch.empty(b, len(offsets), hb, wb, dtype=dt, device=dev)  # [B, window^2, h', w']
     for o, (dy, dx) in enumerate(offsets):
-        diff = feats - padded[:, :, dy : dy + h, dx : dx + w]  # [B, d, H, W]
-        weights[:, o] = torch.exp(-0.5 * diff.square().sum(1)) * inside[0, 0, dy : dy + h, dx : dx + w]
+        diff = feats - padded[:, :, dy : dy + hb, dx : dx + wb]  # [B, d, h', w']
+        weights[:, o] = torch.exp(-0.5 * diff.square().sum(1)) * inside[0, 0, dy : dy + hb, dx : dx + wb]
 
     def raw(values):
-        grid = F.pad(to_grid(values), (r, r, r, r))  # [B, C, H + 2r, W + 2r]
-        out = torch.zeros(b, grid.shape[1], h, w, dtype=grid.dtype, device=grid.device)  # [B, C, H, W]
+        grid = F.pad(down(to_grid(values)), (r, r, r, r))  # [B, C, h' + 2r, w' + 2r]
+        out = torch.zeros(b, grid.shape[1], hb, wb, dtype=grid.dtype, device=grid.device)  # [B, C, h', w']
         for o, (dy, dx) in enumerate(offsets):
-            out += weights[:, o : o + 1] * grid[:, :, dy : dy + h, dx : dx + w]
-        return to_points(out)
+            out += weights[:, o : o + 1] * grid[:, :, dy : dy + hb, dx : dx + wb]
+        return to_points(up(out))  # [B, N, C]
 
     return raw
 
 
-def dense_filters(model: DenseCRF, filter: str = "permutohedral", window: int = 11) -> list:
+def _widths_require_grad(model: DenseCRF, index: int) -> bool:
+    kern = model.kernels[index]
+    return any(isinstance(v, torch.Tensor) and v.requires_grad for v in (kern.sxy, getattr(kern, "srgb", None)))
+
+
+def dense_filters(model: DenseCRF, filter: str = "permutohedral", window: int = 11, blur: int = 1) -> list:
     """The normalised message-passing filters of a :class:`~crfkit.DenseCRF`, one per kernel.
 
     Each is a callable ``Q [B, N, K] -> [B, N, K]`` (``N = H W``, row-major pixels) that
@@ -156,23 +182,38 @@ def dense_filters(model: DenseCRF, filter: str = "permutohedral", window: int = 
     * ``"permutohedral"``: O(N d K) (Adams et al. 2010; :class:`~crfkit.permutohedral.
       PermutohedralLattice`), what pydensecrf computes;
     * ``"exact"``: O(N^2 K), the exact sum (small images, tests);
-    * ``"conv"``: O(N window^2 K), the sum truncated to the ``window x window`` square
-      around each pixel (ConvCRF, Teichmann & Cipolla 2019, without its downsampling); the
-      spatial kernel as a separable convolution, O(N window K).
+    * ``"conv"``: O(N window^2 K / blur^2), the sum truncated to the ``window x window``
+      square around each pixel (ConvCRF, Teichmann & Cipolla 2019), on a grid ``blur`` times
+      coarser when ``blur > 1`` (see :func:`_conv_sum`); at ``blur = 1`` the spatial kernel
+      is a separable convolution, O(N window K). Its window weights take
+      ``B window^2 N / blur^2`` numbers per bilateral kernel: memory grows with the
+      *square* of the window and falls with the square of ``blur``.
+
+    Kernel widths given as tensors that require grad are differentiated through by the
+    ``"exact"`` and ``"conv"`` filters; the permutohedral lattice (built by rounding and
+    hashing the features) is not differentiable in them, and refuses them.
     """
     check_instance("model", model, DenseCRF, "dense_filters")
     check_choice("filter", filter, FILTERS)
     check_int("window", window, minimum=1, odd=True)
+    check_int("blur", blur, minimum=1)
+    if blur > 1 and filter != "conv":
+        raise ValueError(f"blur: expected 1 for filter={filter!r} (blur is ConvCRF's, filter='conv'), got {blur}")
     b, k, h, w = model.shape
     like = model.unary.new_empty(b, h * w, 1)
     out = []
     for m in range(len(model.kernels)):
         if filter == "permutohedral":
+            if _widths_require_grad(model, m):
+                raise ValueError(
+                    f"kernels[{m}]: the permutohedral lattice is not differentiable in the kernel widths "
+                    "(sxy, srgb tensors that require grad); use filter='conv' or 'exact' to learn them"
+                )
             raw = PermutohedralLattice(model.features(m)).filter
         elif filter == "exact":
             raw = _exact_sum(model.features(m))
         else:
-            raw = _conv_sum(model, m, window)
+            raw = _conv_sum(model, m, window, blur)
         out.append(NormalisedFilter(raw, model.normalization, like))
     return out
 
@@ -181,9 +222,9 @@ class DenseMessages:
     """The mean-field messages ``m(Q)`` of a :class:`~crfkit.DenseCRF`, everything that depends
     only on the image (lattices, kernel matrices, normalisations) built once."""
 
-    def __init__(self, model: DenseCRF, filter: str, window: int) -> None:
+    def __init__(self, model: DenseCRF, filter: str, window: int, blur: int = 1) -> None:
         self.shape = model.shape
-        self.filters = dense_filters(model, filter, window)
+        self.filters = dense_filters(model, filter, window, blur)
         self.tables = [None if kern.compat is None else model.compat_matrix(m) for m, kern in enumerate(model.kernels)]
         dt, dev = model.unary.dtype, model.unary.device
         weights = [torch.as_tensor(kern.weight, dtype=dt, device=dev) for kern in model.kernels]

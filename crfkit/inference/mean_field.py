@@ -97,11 +97,12 @@ def mean_field(
     schedule: str = "parallel",
     filter: str = "permutohedral",
     window: int = 11,
+    blur: int = 1,
 ):
     """Naive mean-field marginals of a :class:`~crfkit.GridCRF` or a :class:`~crfkit.DenseCRF`.
 
-    For a :class:`~crfkit.DenseCRF` see :func:`dense_mean_field` (``filter`` and ``window``
-    apply to it only; ``schedule`` must be ``"parallel"``). For a :class:`~crfkit.GridCRF`:
+    For a :class:`~crfkit.DenseCRF` see :func:`dense_mean_field` (``filter``, ``window`` and
+    ``blur`` apply to it only; ``schedule`` must be ``"parallel"``). For a :class:`~crfkit.GridCRF`:
 
     Each iteration (one algorithm box; Koller & Friedman 2009, alg. 11.7):
 
@@ -144,7 +145,7 @@ def mean_field(
     if isinstance(model, DenseCRF):
         if schedule != "parallel":
             raise ValueError(f"schedule: expected 'parallel' for a DenseCRF (every pixel is a neighbour), got {schedule!r}")
-        return dense_mean_field(model, iterations, history, damping, init, filter, window)
+        return dense_mean_field(model, iterations, history, damping, init, filter, window, blur)
     q = torch.softmax(-model.unary, dim=1) if init is None else _check_q("init", init, model)  # [B, K, H, W]
     masks = model.colour_classes() if schedule == "checkerboard" else [None]
     trace = []
@@ -163,7 +164,8 @@ def mean_field(
     return (q, trace) if history else q
 
 
-def mean_field_free_energy(model, q, filter: str = "permutohedral", window: int = 11) -> torch.Tensor:
+def mean_field_free_energy(model, q, filter: str = "permutohedral", window: int = 11,
+                           blur: int = 1) -> torch.Tensor:
     """The variational free energy ``F(Q)`` of a product distribution, per image.
 
     For a :class:`~crfkit.GridCRF`:
@@ -201,7 +203,7 @@ def mean_field_free_energy(model, q, filter: str = "permutohedral", window: int 
     q : Tensor ``[B, K, H, W]``, or a list of them
         Probabilities over ``K`` (e.g. the output of :func:`mean_field`, or its history). For
         a list, everything that depends only on the image (lattices) is built once.
-    filter, window
+    filter, window, blur
         The dense filter (as :func:`dense_mean_field`); ignored for a grid.
 
     Returns
@@ -218,7 +220,7 @@ def mean_field_free_energy(model, q, filter: str = "permutohedral", window: int 
     for t, qt in enumerate(qs):
         _check_q(f"q[{t}]" if many else "q", qt, model)
     if isinstance(model, DenseCRF):
-        messages = DenseMessages(model, filter, window)
+        messages = DenseMessages(model, filter, window, blur)
         values = [_free_energy(model, qt, messages(qt)) for qt in qs]
     else:
         values = [_free_energy(model, qt, grid_messages(model, qt)) for qt in qs]
@@ -247,6 +249,7 @@ def dense_mean_field(
     init: torch.Tensor | None = None,
     filter: str = "permutohedral",
     window: int = 11,
+    blur: int = 1,
 ):
     """Mean field in a fully connected CRF (Krähenbühl & Koltun 2011, algorithm 1).
 
@@ -290,6 +293,10 @@ def dense_mean_field(
     filter : ``"permutohedral"`` | ``"exact"`` | ``"conv"``
     window : odd int
         ConvCRF's window size (``filter="conv"`` only).
+    blur : int
+        ConvCRF's downsampling factor (``filter="conv"`` only): messages are computed between
+        ``blur x blur`` block averages and upsampled bilinearly (see
+        :func:`crfkit.filters.dense_filters`).
 
     Returns
     -------
@@ -305,9 +312,9 @@ def dense_mean_field(
     n = h * w
     if init is not None:
         init = _check_q("init", init, model)
-    if _fused_applies(model, filter, init):
+    if blur == 1 and _fused_applies(model, filter, init):  # (dense_filters refuses blur != 1 off "conv")
         return _fused_dense_mean_field(model, iterations, history, damping, init)
-    messages = DenseMessages(model, filter, window)  # lattices etc. built once, reused below
+    messages = DenseMessages(model, filter, window, blur)  # lattices etc. built once, reused below
     neg_unary = -model.unary.reshape(b, k, n).transpose(1, 2).contiguous()  # [B, N, K], labels innermost
     if init is None:
         q = torch.softmax(neg_unary, dim=-1)  # [B, N, K]
@@ -321,8 +328,10 @@ def dense_mean_field(
         q_new = torch.softmax(a, dim=-1)  # [B, N, K]
         q = (1 - damping) * q_new + damping * q if damping else q_new
         if history:
-            trace.append(messages.to_grid(q))
-    out = messages.to_grid(q)
+            trace.append(messages.to_grid(q).contiguous())
+    # contiguous: a labels-innermost view breaks the backward of some losses (nll_loss2d's
+    # "grad_input must be contiguous"); the copy costs one pass over [B, K, H, W]
+    out = messages.to_grid(q).contiguous()
     return (out, trace) if history else out
 
 
@@ -341,7 +350,8 @@ def _fused_applies(model: DenseCRF, filter: str, init) -> bool:
         return False
     if not torch.is_grad_enabled():
         return True
-    leaves = [model.unary, model.image, init] + [t for kern in model.kernels for t in (kern.weight, kern.compat)]
+    leaves = [model.unary, model.image, init] + [
+        t for kern in model.kernels for t in (kern.weight, kern.compat, kern.sxy, getattr(kern, "srgb", None))]
     return not any(_requires_grad(t) for t in leaves)
 
 
