@@ -55,9 +55,10 @@ from test_checks_02 import CASES as CASES_02  # noqa: E402
 from test_checks_03 import CASES as CASES_03  # noqa: E402
 from test_checks_04 import CASES as CASES_04  # noqa: E402
 from test_checks_05 import CASES as CASES_05  # noqa: E402
+from test_checks_06 import CASES as CASES_06  # noqa: E402
 
 #: every sheet's cases; the right/wrong-answer tests below run over all of them
-ALL_CASES = {**CASES, **CASES_01, **CASES_02, **CASES_03, **CASES_04, **CASES_05}
+ALL_CASES = {**CASES, **CASES_01, **CASES_02, **CASES_03, **CASES_04, **CASES_05, **CASES_06}
 
 
 def test_every_checker_has_cases():

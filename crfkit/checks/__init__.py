@@ -16,7 +16,7 @@ exposes it, by a spy, and an answer that calls it fails (:func:`refusals` lists 
 
 Layout: ``_common.py`` holds the registry (:func:`exercise`, :func:`check`,
 :func:`checkers`, :class:`CheckFailed`), :func:`refusing` and the helpers that several
-sheets share; ``sheet00.py`` ... ``sheet05.py`` hold one sheet's checkers each, import
+sheets share; ``sheet00.py`` ... ``sheet06.py`` hold one sheet's checkers each, import
 only from ``_common`` and register on import. ``tests/test_checks.py`` feeds every
 registered checker a typical wrong answer and fails if one is accepted.
 """
@@ -24,6 +24,6 @@ registered checker a typical wrong answer and fails if one is accepted.
 from crfkit.checks._common import CheckFailed, check, checkers, exercise, refusals, refusing
 
 # Each sheet's checkers register themselves on import.
-from crfkit.checks import sheet00, sheet01, sheet02, sheet03, sheet04, sheet05  # noqa: E402,F401  isort: skip
+from crfkit.checks import sheet00, sheet01, sheet02, sheet03, sheet04, sheet05, sheet06  # noqa: E402,F401  isort: skip
 
 __all__ = ["CheckFailed", "check", "checkers", "exercise", "refusals", "refusing"]

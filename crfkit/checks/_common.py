@@ -1,7 +1,7 @@
 """What every sheet's checkers share: the registry, calling an answer, refusing crfkit's own
 answer, and the helpers that two or more sheets use.
 
-A sheet module (``sheet00`` ... ``sheet05``) imports only from here (and from crfkit's public
+A sheet module (``sheet00`` ... ``sheet06``) imports only from here (and from crfkit's public
 API and torch); no sheet imports another.
 
 Refusals
