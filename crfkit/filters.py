@@ -126,10 +126,11 @@ def _conv_sum(model: DenseCRF, index: int, window: int, blur: int = 1):
         def raw(values):
             grid = to_grid(values)  # [B, C, H, W]
             c = grid.shape[1]
-            flat = grid.reshape(b * c, 1, h, w)  # [B C, 1, H, W]
-            flat = F.conv2d(flat, taps.view(1, 1, 1, -1), padding=(0, r))  # along x
-            flat = F.conv2d(flat, taps.view(1, 1, -1, 1), padding=(r, 0))  # along y
-            return to_points(flat.reshape(b, c, h, w))
+            # one depthwise (groups = C) convolution per axis; a [B C, 1, H, W] single-channel
+            # batch would make the CPU backend pad every image to 16 channels (16x the memory)
+            grid = F.conv2d(grid, taps.view(1, 1, 1, -1).expand(c, 1, 1, window), padding=(0, r), groups=c)  # along x
+            grid = F.conv2d(grid, taps.view(1, 1, -1, 1).expand(c, 1, window, 1), padding=(r, 0), groups=c)  # along y
+            return to_points(grid)
 
         return raw
 

@@ -11,6 +11,11 @@ is not scored.
       loss = -(1 / |P|) sum_{p in P} log softmax_k(scores[:, p])[y_p]
 
   over the set ``P`` of non-ignored positions of the whole batch.
+* :func:`marginal_nll`: the same mean negative log-likelihood for a model that outputs
+  probabilities, such as the mean-field marginals ``Q`` of a CRF-as-RNN layer (Zheng et al.
+  2015 train with it)::
+
+      loss = -(1 / |P|) sum_{p in P} log Q_p(y_p)
 
 The CRF objectives of the later lectures (piecewise, pseudo-likelihood, maximum likelihood
 with Gibbs sampling, the latent CRF's bound) join them here.
@@ -19,6 +24,7 @@ References
 ----------
 J. Long, E. Shelhamer, T. Darrell. Fully convolutional networks for semantic segmentation.
 CVPR 2015.
+S. Zheng et al. Conditional random fields as recurrent neural networks. ICCV 2015.
 """
 
 from __future__ import annotations
@@ -28,7 +34,18 @@ from torch.nn import functional as F
 
 from crfkit._validate import check_int, check_tensor
 
-__all__ = ["cross_entropy"]
+__all__ = ["cross_entropy", "marginal_nll"]
+
+
+def _check_scores_and_labels(name: str, scores: object, labels: object) -> None:
+    check_tensor(name, scores, floating=True, dims="[B, K, *S]")
+    if scores.dim() < 2:
+        raise ValueError(f"{name}: expected a tensor of shape [B, K, *S], got shape {list(scores.shape)}")
+    check_tensor("labels", labels, dtype=torch.int64, dims="[B, *S]")
+    expected = [scores.shape[0], *scores.shape[2:]]
+    if list(labels.shape) != expected:
+        raise ValueError(f"labels: expected shape {expected} ({name}' shape without its label axis K), "
+                         f"got {list(labels.shape)}")
 
 
 def cross_entropy(scores: torch.Tensor, labels: torch.Tensor, *,
@@ -57,14 +74,32 @@ def cross_entropy(scores: torch.Tensor, labels: torch.Tensor, *,
         Scores that are not a floating-point tensor with a label axis, labels that are not
         ``int64`` or whose shape is not ``scores``' without its label axis.
     """
-    check_tensor("scores", scores, floating=True, dims="[B, K, *S]")
-    if scores.dim() < 2:
-        raise ValueError(f"scores: expected a tensor of shape [B, K, *S], got shape {list(scores.shape)}")
-    check_tensor("labels", labels, dtype=torch.int64, dims="[B, *S]")
-    expected = [scores.shape[0], *scores.shape[2:]]
-    if list(labels.shape) != expected:
-        raise ValueError(f"labels: expected shape {expected} (scores' shape without its label axis K), "
-                         f"got {list(labels.shape)}")
+    _check_scores_and_labels("scores", scores, labels)
     # torch's own "ignore nothing" is -100, which no class index equals
     ignore_index = -100 if ignore_index is None else check_int("ignore_index", ignore_index)
     return F.cross_entropy(scores, labels, ignore_index=ignore_index)
+
+
+def marginal_nll(q: torch.Tensor, labels: torch.Tensor, *, ignore_index: int | None = 255) -> torch.Tensor:
+    """Mean negative log-probability of ``labels`` under per-position distributions ``q``.
+
+    Parameters
+    ----------
+    q : Tensor of shape ``[B, K, *S]``, float
+        Probabilities over the label axis (e.g. :class:`crfkit.nn.MeanFieldCRF`'s output).
+        Probabilities below the dtype's smallest normal number are raised to it before the
+        log (a marginal that underflowed to 0 gives a large finite loss, not inf).
+    labels : Tensor of shape ``[B, *S]``, int64
+    ignore_index : int or None
+        As :func:`cross_entropy`.
+
+    Returns
+    -------
+    Tensor of shape ``[]``
+        ``-(1/|P|) sum_{p in P} log q[:, p][y_p]``; equals :func:`cross_entropy` of
+        ``log q``. Cost ``O(B K |S|)``.
+    """
+    _check_scores_and_labels("q", q, labels)
+    ignore_index = -100 if ignore_index is None else check_int("ignore_index", ignore_index)
+    log_q = torch.log(q.clamp_min(torch.finfo(q.dtype).tiny))  # [B, K, *S]
+    return F.nll_loss(log_q, labels, ignore_index=ignore_index)

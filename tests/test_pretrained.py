@@ -60,7 +60,7 @@ def test_stated_margins(better, worse, margin, scores):
 
 def test_unknown_name_lists_the_names():
     with pytest.raises(ValueError, match=r"name: expected one of \['fcn32s', 'fcn16s', 'fcn8s', 'segnet', "
-                                         r"'deeplab'\], got 'unet'"):
+                                         r"'deeplab', 'deeplab_crf'\], got 'unet'"):
         M.pretrained("unet")
 
 

@@ -41,6 +41,8 @@ al. 2015); DeepLab, Chen et al. 2018 and 2017 (v3, ASPP with image pooling).
 ``pretrained(name)`` (names in ``PRETRAINED``: fcn32s, fcn16s, fcn8s, segnet, deeplab)
 returns one trained on the 64x64 synthetic scenes; :mod:`crfkit.models.checkpoints`
 states their test scores and bars, ``python -m crfkit.train segmentation`` remakes them.
+``pretrained("deeplab_crf")`` (names in ``JOINT``) is that DeepLab with a CRF-as-RNN layer
+on top (:class:`CNNCRF`, lecture 06), trained jointly by ``python -m crfkit.train crf-as-rnn``.
 """
 
 from crfkit.models import blocks
@@ -56,6 +58,7 @@ from crfkit.models.blocks import (
     SEBlock,
     Transition,
 )
+from crfkit.models.crf_as_rnn import CNNCRF, deeplab_crf_small
 from crfkit.models.deeplab import ASPP, DeepLab, deeplab_small
 from crfkit.models.densenet import DenseNet, densenet121, densenet169, densenet201, densenet_small
 from crfkit.models.fcn import FCN, fcn8s_small, fcn16s_small, fcn32s_small
@@ -67,7 +70,7 @@ from crfkit.models.googlenet import (
     googlenet,
     googlenet_small,
 )
-from crfkit.models.checkpoints import PRETRAINED, pretrained, pretrained_info
+from crfkit.models.checkpoints import JOINT, PRETRAINED, pretrained, pretrained_info
 from crfkit.models.resnet import (
     ResNet,
     resnet18,
@@ -112,4 +115,6 @@ __all__ = [
     # segmentation (lecture 03)
     "FCN", "fcn32s_small", "fcn16s_small", "fcn8s_small", "SegNet", "segnet_small", "DeepLab",
     "deeplab_small", "PRETRAINED", "pretrained", "pretrained_info",
+    # a CNN with a CRF-as-RNN layer on top (lecture 06)
+    "CNNCRF", "deeplab_crf_small", "JOINT",
 ]

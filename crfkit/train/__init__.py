@@ -17,11 +17,11 @@ A new objective (a CRF loss from :mod:`crfkit.losses`) needs no new loop: write
 from crfkit.train.classification import accuracy, fit_classifier
 from crfkit.train.loop import History, Objective, check_loss, fit, layer_weights, model_device
 from crfkit.train.recipes import RECIPE, SegmentationRecipe, train_pretrained, train_segmentation_models
-from crfkit.train.segmentation import evaluate_segmenter, fit_segmenter, predict, scenes_tensors
+from crfkit.train.segmentation import evaluate_segmenter, fit_segmenter, predict, scenes_tensors, segmentation_batches
 
 __all__ = [
     "History", "Objective", "fit", "check_loss", "layer_weights", "model_device",
     "accuracy", "fit_classifier",
-    "fit_segmenter", "predict", "evaluate_segmenter", "scenes_tensors",
+    "fit_segmenter", "predict", "evaluate_segmenter", "scenes_tensors", "segmentation_batches",
     "SegmentationRecipe", "RECIPE", "train_pretrained", "train_segmentation_models",
 ]

@@ -110,6 +110,30 @@ def evaluate_segmenter(model: nn.Module, images: torch.Tensor, labels: torch.Ten
     return segmentation_scores(confmat)
 
 
+def segmentation_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, seed: int = 0,
+                         flip: bool = False, device: str | torch.device = "cpu"):
+    """``draw(step) -> (images [n, C, H, W], labels [n, H, W])`` for :func:`~crfkit.train.loop.fit`.
+
+    Each call draws ``batch_size`` images at random with replacement (a ``torch.Generator``
+    seeded with ``seed``) and, with ``flip``, mirrors each left-right with probability 1/2,
+    labels with it; the batch is moved to ``device``. Two runs with the same seed see the
+    same batches.
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(0, len(images), (batch_size,), generator=generator)  # [n]
+        x, y = images[index], labels[index]  # [n, C, H, W], [n, H, W]
+        if flip:
+            mirror = torch.rand(batch_size, generator=generator) < 0.5  # [n]
+            x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
+            y = torch.where(mirror[:, None, None], y.flip(-1), y)
+        return x.to(device), y.to(device)
+
+    return draw
+
+
 @torch.no_grad()
 def num_outputs(model: nn.Module, images: torch.Tensor) -> int:
     """``K``: the channels of ``model``'s scores on the first of ``images``."""
@@ -201,16 +225,7 @@ def fit_segmenter(
         check_segmentation_data(*val)
     device = torch.device(device) if device is not None else model_device(model)
     model.to(device)
-    generator = torch.Generator().manual_seed(seed)
-
-    def draw(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.randint(0, len(images), (batch_size,), generator=generator)  # [n]
-        x, y = images[index], labels[index]  # [n, C, H, W], [n, H, W]
-        if flip:
-            mirror = torch.rand(batch_size, generator=generator) < 0.5  # [n]
-            x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
-            y = torch.where(mirror[:, None, None], y.flip(-1), y)
-        return x.to(device), y.to(device)
+    draw = segmentation_batches(images, labels, batch_size, seed=seed, flip=flip, device=device)
 
     def objective(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
