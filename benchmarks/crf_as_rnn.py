@@ -46,9 +46,9 @@ interpreter and torch import per configuration). The memory run is one extra, un
 
 Timing follows ``benchmarks/README.md``: all configurations run alternately in each round,
 after a warm-up round (the memory run), medians over ``--rounds``. CPU rows with
-``--threads`` (default: torch's default), CUDA rows added when a GPU is present. About 70 s
-with the defaults on 2 quiet CPU threads (the conv filter at blur 1 is memory-bound: 3 to 4 times
-that when other work shares the machine).
+``--threads`` (default: torch's default), CUDA rows added when a GPU is present. About 35 s
+with the defaults on 2 quiet CPU threads (the conv filter is memory-bound: several times that
+when other work shares the machine).
 
 Run: ``.venv/bin/python benchmarks/crf_as_rnn.py [--size 256] [--labels 21] [--rounds 3] [--threads N]``.
 """
