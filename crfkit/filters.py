@@ -52,7 +52,7 @@ from crfkit._validate import check_choice, check_instance, check_int
 from crfkit.dense import DenseCRF, GaussianKernel
 from crfkit.permutohedral import PermutohedralLattice, ScaledFilter, gaussian_filter_exact
 
-__all__ = ["FILTERS", "DenseMessages", "NormalisedFilter", "ScaledTerm", "dense_filters", "scaled_terms"]
+__all__ = ["FILTERS", "DenseMessages", "NormalisedFilter", "ScaledTerm", "WindowSum", "dense_filters", "scaled_terms"]
 
 #: The filters of dense mean field.
 FILTERS = ("permutohedral", "exact", "conv")
@@ -157,13 +157,57 @@ def _conv_sum(model: DenseCRF, index: int, window: int, blur: int = 1):
         weights[:, o] = torch.exp(-0.5 * diff.square().sum(1)) * inside[0, 0, dy : dy + hb, dx : dx + wb]
 
     def raw(values):
-        grid = F.pad(down(to_grid(values)), (r, r, r, r))  # [B, C, h' + 2r, w' + 2r]
-        out = torch.zeros(b, grid.shape[1], hb, wb, dtype=grid.dtype, device=grid.device)  # [B, C, h', w']
-        for o, (dy, dx) in enumerate(offsets):
-            out += weights[:, o : o + 1] * grid[:, :, dy : dy + hb, dx : dx + wb]
-        return to_points(up(out))  # [B, N, C]
+        return to_points(up(WindowSum.apply(down(to_grid(values)), weights, window)))  # [B, N, C]
 
     return raw
+
+
+class WindowSum(torch.autograd.Function):
+    """``out[b, c, i, j] = sum_o weights[b, o, i, j] grid[b, c, (i, j) + o]`` over the
+    ``window x window`` offsets ``o`` (row-major, ``(-r, -r)`` first; off-grid terms absent).
+
+    ``grid [B, C, H, W]``, ``weights [B, window^2, H, W]`` -> ``[B, C, H, W]``. The backward
+    pass is written out: the gradient of ``grid`` shifts each weighted ``grad_out`` back into
+    one padded buffer (autograd's own would allocate and zero a padded buffer per offset,
+    3-4x the forward's cost), and the gradient of ``weights`` (learnable kernel widths) is
+    ``sum_c grad_out * shifted grid``. Cost O(B C H W window^2) each way; first order only.
+    """
+
+    @staticmethod
+    def forward(ctx, grid: torch.Tensor, weights: torch.Tensor, window: int) -> torch.Tensor:
+        b, c, h, w = grid.shape
+        r = window // 2
+        padded = F.pad(grid, (r, r, r, r))  # [B, C, H + 2r, W + 2r]
+        out = grid.new_zeros(b, c, h, w)  # [B, C, H, W]
+        for o in range(window * window):
+            dy, dx = divmod(o, window)
+            out += weights[:, o : o + 1] * padded[:, :, dy : dy + h, dx : dx + w]
+        # grid is needed only for the gradient of the weights (learnable widths); not keeping it
+        # otherwise saves one [B, C, H, W] map per call (per mean-field iteration)
+        ctx.save_for_backward(grid if ctx.needs_input_grad[1] else None, weights)
+        ctx.window, ctx.shape = window, grid.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        grid, weights = ctx.saved_tensors
+        window = ctx.window
+        b, c, h, w = ctx.shape
+        r = window // 2
+        grad_grid = grad_weights = None
+        if ctx.needs_input_grad[0]:
+            padded = grad_out.new_zeros(b, c, h + 2 * r, w + 2 * r)  # [B, C, H + 2r, W + 2r]
+            for o in range(window * window):
+                dy, dx = divmod(o, window)
+                padded[:, :, dy : dy + h, dx : dx + w] += weights[:, o : o + 1] * grad_out
+            grad_grid = padded[:, :, r : r + h, r : r + w]  # [B, C, H, W]
+        if ctx.needs_input_grad[1]:
+            source = F.pad(grid, (r, r, r, r))  # [B, C, H + 2r, W + 2r]
+            grad_weights = torch.stack([
+                (grad_out * source[:, :, dy : dy + h, dx : dx + w]).sum(1)
+                for dy, dx in (divmod(o, window) for o in range(window * window))
+            ], dim=1)  # [B, window^2, H, W]
+        return grad_grid, grad_weights, None
 
 
 def _widths_require_grad(model: DenseCRF, index: int) -> bool:

@@ -290,3 +290,30 @@ def test_layer_leaves_its_inputs_alone():
     with torch.no_grad():
         MeanFieldCRF(3, _kernels(), dtype=F64)(unary, image)
     assert torch.equal(unary, keep[0]) and torch.equal(image, keep[1])
+
+
+# --------------------------------------------------------------------------- ConvCRF's window sum and its backward
+
+
+def _window_sum_naive(grid, weights, window):
+    r = window // 2
+    h, w = grid.shape[2:]
+    padded = F.pad(grid, (r, r, r, r))
+    return sum(weights[:, o : o + 1] * padded[:, :, o // window : o // window + h, o % window : o % window + w]
+               for o in range(window * window))
+
+
+@pytest.mark.parametrize("window", [1, 3, 5])
+def test_window_sum_equals_the_naive_sum_and_passes_gradcheck(window):
+    from crfkit.filters import WindowSum
+
+    gen = torch.Generator().manual_seed(window)
+    grid = torch.randn(2, 3, 4, 5, generator=gen, dtype=F64, requires_grad=True)
+    weights = torch.rand(2, window * window, 4, 5, generator=gen, dtype=F64, requires_grad=True)
+    out = WindowSum.apply(grid, weights, window)
+    assert torch.allclose(out, _window_sum_naive(grid, weights, window), atol=1e-13)
+    assert torch.autograd.gradcheck(lambda g, w: WindowSum.apply(g, w, window), (grid, weights))
+    # only the gradients asked for are computed
+    (g_grid,) = torch.autograd.grad(WindowSum.apply(grid, weights.detach(), window).sum(), grid)
+    (n_grid,) = torch.autograd.grad(_window_sum_naive(grid, weights.detach(), window).sum(), grid)
+    assert torch.allclose(g_grid, n_grid, atol=1e-13)
