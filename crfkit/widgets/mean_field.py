@@ -6,11 +6,16 @@ once from the previous beliefs (Krähenbühl & Koltun 2011, Algorithm 1):
 .. math::
 
     Q^{t+1}_p(k) \\propto \\exp\\Big(-\\psi_u(k) - \\sum_m w^{(m)} \\sum_{k'} \\mu^{(m)}(k, k')
-        \\sum_{q \\ne p} k^{(m)}(f_p, f_q)\\, Q^t_q(k')\\Big),
+        \\sum_{q} \\tilde k^{(m)}(f_p, f_q)\\, Q^t_q(k')\\Big),
 
-with a Gaussian (smoothness, positions only) and a bilateral (appearance, positions and
-colours) kernel ``k^{(m)}``. The widget records every ``Q^t`` and the free energy
-``F(Q^t) = KL(Q^t || p) - log Z`` per pixel, so the iteration slider only redraws; a kernel
+(``k~`` the kernel normalised as pydensecrf does, the sum including ``q = p``) with a
+Gaussian (smoothness, positions only) and a bilateral (appearance, positions and colours)
+kernel ``k^{(m)}``. The widget records every ``Q^t`` and the mean-field free energy
+``F(Q^t)`` per pixel (:func:`crfkit.inference.mean_field_free_energy`: the free energy of the model
+mean field actually iterates, with pydensecrf's normalised kernels and the pixel itself in the
+sum; it differs from ``KL(Q || p) - log Z`` of :meth:`crfkit.DenseCRF.energy`'s model by the
+normalisation, the self term and a constant, so it may lie below ``-log K``), so the iteration
+slider only redraws; a kernel
 slider re-runs the ``T`` updates (:func:`crfkit.inference.mean_field`) and
 :func:`crfkit.inference.mean_field_free_energy` once, then redraws.
 
@@ -175,7 +180,7 @@ def mean_field_figure(image: torch.Tensor, unary: torch.Tensor, q: torch.Tensor,
     steps = np.arange(last + 1)
     curve.plot(steps, values, "-", color="0.35", marker=".", label="F(Q$^t$)")
     curve.plot([t], [values[t]], "o", color="C3", markersize=8, label=f"t = {t}")
-    curve.set_title("free energy F(Q) = KL(Q||p) - log Z")
+    curve.set_title("mean-field free energy F(Q) (normalised kernels)")
     curve.set_xlabel("iteration t")
     curve.set_ylabel("F / pixel")
     curve.set_xlim(-0.3, max(last, 1) + 0.3)
@@ -194,7 +199,8 @@ class MeanFieldExplorer:
     Mean field starts from the unary alone, ``Q^0 = softmax(-unary)``, and each update lets
     every pixel listen to the others through the Gaussian (smoothness) and bilateral
     (appearance) kernels. The explorer runs ``iterations`` updates once, keeps every ``Q^t``
-    and the free energy ``F(Q^t) = KL(Q^t || p) - log Z`` (per pixel), and shows them:
+    and the mean-field free energy ``F(Q^t)`` of the model it iterates (per pixel; see the
+    module docstring: with normalised kernels it is not ``KL(Q || p) - log Z``), and shows them:
 
     * the *iteration* slider moves through the recorded history (a redraw, no inference);
     * the *label* dropdown picks the class whose belief map ``Q^t(label)`` is drawn;
